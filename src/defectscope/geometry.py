@@ -1,0 +1,422 @@
+"""Fiber localisation: centre, cladding and core radii, µm/px calibration and zones.
+
+The cladding edge is the outermost strong circular step around the fiber: where the image
+reaches the ferrule's level. It is found in three moves, each cheap:
+
+1. coarse: a gradient Hough transform on a ~200 px thumbnail proposes circle centres;
+2. radial: around each centre, the image is unwrapped to polar coordinates and the
+   median profile over all directions gives the outermost step (not the first strong
+   circle: a bright large core is a strong circle too);
+3. fit: per direction the step is located to sub-pixel precision, and a circle (or, for
+   cameras with non-square pixels, an axis-aligned ellipse) is fitted with outliers --
+   scratches crossing the edge, chips, dirt -- rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .errors import FiberNotFoundError
+from .profile import Profile
+from .records import Frame, Geometry, Zone
+
+__all__ = ["locate_fiber", "square_pixels", "zones_for", "polar_unwrap", "EdgeFit"]
+
+_THUMB_SHORT_SIDE_PX = 144
+_N_ANGLES = 360
+_COARSE_ANGLES = 180
+_ALIGNED_AXIS_DEG = 6.0  # an ellipse this close to the pixel axes is read as non-square pixels
+
+
+@dataclass(frozen=True)
+class EdgeFit:
+    """Cladding edge fit in the frame's own pixels.
+
+    center_xy, radius_px: the fitted circle (for an ellipse: x semi-axis).
+    pixel_aspect: y semi-axis / x semi-axis (1.0 for a circle).
+    coverage: fraction of directions whose edge point was kept.
+    rms_px: RMS radial residual of kept points. contrast_grey: ferrule minus fiber level.
+    edge_sigma_px: Gaussian blur of the edge, from its slope and contrast.
+    """
+
+    center_xy: tuple[float, float]
+    radius_px: float
+    pixel_aspect: float
+    coverage: float
+    rms_px: float
+    contrast_grey: float
+    edge_sigma_px: float
+    residuals_px: np.ndarray  # (n_angles,) edge radius minus fitted radius, NaN where no edge
+    angles_rad: np.ndarray  # (n_angles,)
+
+
+def locate_fiber(frame: Frame, profile: Profile, *, um_per_px: float | None = None) -> tuple[Geometry, EdgeFit]:
+    """Find the fiber in `frame` and lay out the profile's zones.
+
+    um_per_px: the user's calibration; None derives it from the fitted cladding and the
+    profile's nominal cladding diameter. A user value that disagrees with the fit by more
+    than `profile.geometry.calibration_tolerance` is kept, with a warning.
+    Returns the geometry and the edge fit behind it (residuals per direction, edge blur).
+    Raises FiberNotFoundError when no cladding edge can be trusted.
+    """
+    params = profile.geometry
+    pixels = frame.pixels
+    short = min(pixels.shape)
+    min_r, max_r = params.min_radius_frac * short, params.max_radius_frac * short
+    coarse = _coarse_edge(pixels, min_r, max_r)
+    fit = _refine_edge(pixels, *coarse) if coarse is not None else None
+    if fit is None:
+        raise FiberNotFoundError(f"{frame.source}: no circular cladding edge between {min_r:.0f} and {max_r:.0f} px "
+                                 "radius; check that the connector is seated, in focus and lit")
+    _check_trust(frame, fit, params)
+    return _geometry(pixels, profile, fit, um_per_px), fit
+
+
+def square_pixels(frame: Frame, pixel_aspect: float) -> Frame:
+    """Resample `frame` so its pixels are square, given their height/width ratio.
+
+    Rows are stretched by `pixel_aspect` (or columns by 1/aspect when it is below 1), so no
+    detail is lost. The returned frame keeps the source and digest of the original.
+    """
+    h, w = frame.pixels.shape
+    size = (w, round(h * pixel_aspect)) if pixel_aspect >= 1 else (round(w / pixel_aspect), h)
+    pixels = cv2.resize(frame.pixels, size, interpolation=cv2.INTER_LINEAR)
+    return Frame(pixels, source=frame.source, sha256=frame.sha256, bit_depth=frame.bit_depth,
+                 channels=frame.channels, decode_ms=frame.decode_ms)
+
+
+def zones_for(profile: Profile, um_per_px: float) -> tuple[Zone, ...]:
+    """The profile's zones with their radii in pixels (zone bounds are diameters in µm)."""
+    return tuple(Zone(name=z.name, label=z.label, inner_um=z.inner_um, outer_um=z.outer_um,
+                      inner_radius_px=z.inner_um / 2.0 / um_per_px, outer_radius_px=z.outer_um / 2.0 / um_per_px)
+                 for z in profile.zones)
+
+
+def polar_unwrap(pixels: np.ndarray, center_xy: tuple[float, float], max_radius_px: float, *,
+                 min_radius_px: float = 0.0, n_angles: int = _N_ANGLES) -> tuple[np.ndarray, np.ndarray]:
+    """Sample `pixels` on rays from `center_xy`: returns (polar, valid).
+
+    polar: (n_angles, n_radii) float32; row i is the direction 2*pi*i/n_angles (x right, y
+    down), column j the radius min_radius_px + j px. valid: same shape, bool, False where
+    the ray has left the frame (those samples repeat the border).
+    """
+    n_r = max(2, int(math.ceil(max_radius_px - min_radius_px)) + 1)
+    theta = np.arange(n_angles, dtype=np.float32) * np.float32(2 * np.pi / n_angles)
+    radii = np.float32(min_radius_px) + np.arange(n_r, dtype=np.float32)
+    map_x = center_xy[0] + np.cos(theta)[:, None] * radii[None, :]
+    map_y = center_xy[1] + np.sin(theta)[:, None] * radii[None, :]
+    h, w = pixels.shape
+    valid = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
+    polar = cv2.remap(pixels, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return polar.astype(np.float32), valid
+
+
+# --- coarse ----------------------------------------------------------------------------------------
+
+
+def _coarse_edge(pixels: np.ndarray, min_r: float, max_r: float) -> tuple[tuple[float, float], float, float] | None:
+    """Best (centre_xy, outermost step radius px, signed contrast) among Hough centres on a thumbnail."""
+    h, w = pixels.shape
+    scale = max(1, round(min(h, w) / _THUMB_SHORT_SIDE_PX))
+    thumb = cv2.resize(pixels, (w // scale, h // scale), interpolation=cv2.INTER_AREA) if scale > 1 else pixels
+    best, best_score = None, 0.0
+    for cx, cy in _hough_centres(thumb, min_r / scale, max_r / scale):
+        polar, valid = polar_unwrap(thumb, (cx, cy), max_r / scale, n_angles=_COARSE_ANGLES)
+        step = _outermost_step(_median_profile(polar, valid), min_r / scale)
+        if step is None:
+            continue
+        r, contrast = step
+        coverage = _step_coverage(polar, valid, r, contrast)
+        if coverage * abs(contrast) > best_score:
+            best_score = coverage * abs(contrast)
+            best = (((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5), r * scale, contrast)
+        if coverage >= 0.9:  # Hough ranks by votes: a clean edge all round needs no second opinion
+            break
+    return best
+
+
+def _hough_centres(thumb: np.ndarray, min_r: float, max_r: float, max_centres: int = 3) -> list[tuple[float, float]]:
+    """Distinct circle centres (thumbnail px) proposed by a Hough transform on a contrast-stretched thumbnail."""
+    cumulative = np.bincount(thumb.ravel(), minlength=256).cumsum()
+    lo, hi = np.searchsorted(cumulative, (0.005 * cumulative[-1], 0.995 * cumulative[-1]))
+    if hi - lo < 4:  # a flat frame holds no fiber
+        return []
+    stretched = cv2.convertScaleAbs(thumb, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
+    stretched = cv2.GaussianBlur(stretched, (0, 0), 1.2)
+    found = cv2.HoughCircles(stretched, cv2.HOUGH_GRADIENT, dp=1.0, minDist=2, param1=80, param2=15,
+                             minRadius=max(3, int(min_r)), maxRadius=int(max_r) + 1)
+    if found is None:
+        return []
+    centres: list[tuple[float, float, float]] = []
+    for x, y, r in found[0]:
+        if all(math.hypot(x - cx, y - cy) > 0.1 * max(r, cr) for cx, cy, cr in centres):
+            centres.append((float(x), float(y), float(r)))
+        if len(centres) == max_centres:
+            break
+    return [(x, y) for x, y, _ in centres]
+
+
+# --- radial ----------------------------------------------------------------------------------------
+
+
+def _outermost_step(profile_grey: np.ndarray, min_r: float) -> tuple[int, float] | None:
+    """Radius (px) and signed contrast of the outermost strong step of a radial profile.
+
+    A step is a local extremum of the smoothed derivative; strong means at least 35 % of the
+    largest one beyond `min_r`. The sign says whether the ferrule is brighter (+) or darker.
+    """
+    smooth = cv2.GaussianBlur(profile_grey.reshape(1, -1), (0, 0), 1.5).ravel()
+    deriv = np.gradient(smooth)
+    lo = max(2, int(min_r * 0.8))
+    hi = len(deriv) - 4
+    if hi - lo < 8:
+        return None
+    mag = np.abs(deriv[lo:hi])
+    peak = mag.max()
+    if peak < 1.0:
+        return None
+    strong = np.flatnonzero((mag >= 0.35 * peak) & (mag >= np.roll(mag, 1)) & (mag >= np.roll(mag, -1)))
+    if strong.size == 0:
+        return None
+    r = int(strong[-1] + lo)
+    # levels just either side of the step: wide enough to average noise, narrow enough to
+    # stay off the next structure (a bright core inside a dark cladding ring, say)
+    half = max(2, int(0.08 * r))
+    outside = float(np.median(smooth[r + 2:r + 2 + half])) if r + 2 < len(smooth) else float(smooth[-1])
+    inside = float(np.median(smooth[max(0, r - 1 - half):r - 1]))
+    if np.sign(outside - inside) != np.sign(deriv[r]):
+        return None
+    return r, outside - inside
+
+
+def _edge_points(polar: np.ndarray, valid: np.ndarray, expected_r: np.ndarray, sign: float,
+                 window_px: float) -> np.ndarray:
+    """Per direction, the sub-pixel radius of the strongest step of the given sign near `expected_r`.
+
+    polar: (A, R); expected_r: (A,) px. Returns (A,) float, NaN where no usable step.
+    """
+    n_a, n_r = polar.shape
+    smooth = cv2.GaussianBlur(polar, (0, 0), sigmaX=1.0, sigmaY=0.7)
+    deriv = np.zeros_like(smooth)
+    deriv[:, 1:-1] = (smooth[:, 2:] - smooth[:, :-2]) * 0.5 * sign
+    offsets = np.arange(-int(window_px), int(window_px) + 1)
+    cols = np.rint(expected_r)[:, None].astype(int) + offsets[None, :]
+    inside = (cols >= 1) & (cols <= n_r - 2)
+    cols = np.clip(cols, 1, n_r - 2)
+    rows = np.arange(n_a)[:, None]
+    band = np.where(inside & valid[rows, cols], deriv[rows, cols], -np.inf)
+    k = np.argmax(band, axis=1)
+    best = band[np.arange(n_a), k]
+    col = cols[np.arange(n_a), k]
+    left = deriv[np.arange(n_a), col - 1]
+    right = deriv[np.arange(n_a), col + 1]
+    denom = left - 2 * best + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(denom < 0, 0.5 * (left - right) / denom, 0.0)
+    radius = col + np.clip(frac, -0.5, 0.5)
+    strength_floor = 0.25 * np.median(best[np.isfinite(best)]) if np.isfinite(best).any() else np.inf
+    ok = np.isfinite(best) & (best > max(strength_floor, 1.0)) & (k > 0) & (k < len(offsets) - 1)
+    return np.where(ok, radius, np.nan)
+
+
+def _refine_edge(pixels: np.ndarray, centre_xy: tuple[float, float], radius_px: float,
+                 contrast: float) -> EdgeFit | None:
+    """Sub-pixel cladding edge fit at full resolution around a coarse circle; None when untrustworthy."""
+    sign = 1.0 if contrast >= 0 else -1.0
+    angles = np.arange(_N_ANGLES) * (2 * np.pi / _N_ANGLES)
+    (cx, cy), aspect = centre_xy, 1.0
+    expected = np.full(_N_ANGLES, radius_px)
+    window = max(6.0, 0.1 * radius_px)
+    for _ in range(3):
+        r_lo = max(0.0, float(expected.min()) - window - 4)
+        polar, valid = polar_unwrap(pixels, (cx, cy), float(expected.max()) + window + 4, min_radius_px=r_lo)
+        points_r = r_lo + _edge_points(polar, valid, expected - r_lo, sign, window)
+        fit = _robust_fit(points_r, angles, (cx, cy))
+        if fit is None:
+            return None
+        (cx, cy), radius_px, aspect, kept, residual = fit
+        expected = _ellipse_radius(radius_px, aspect, angles)  # per direction, for the next, narrower pass
+        window = 3.0
+    kept_resid = residual[kept]
+    rms = float(np.sqrt(np.mean(kept_resid ** 2))) if kept_resid.size else float("inf")
+    slope = _median_edge_slope(polar, valid, expected - r_lo, sign)
+    sigma = abs(contrast) / (math.sqrt(2 * math.pi) * slope) if slope > 0 else float("inf")
+    return EdgeFit((float(cx), float(cy)), float(radius_px), float(aspect), float(kept.mean()), rms,
+                   float(contrast), float(sigma), np.where(kept, residual, np.nan).astype(np.float32),
+                   angles.astype(np.float32))
+
+
+def _median_profile(polar: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Median over directions of a polar image, ignoring samples outside the frame.
+
+    Invalid samples are replaced by alternating very low and very high values, which leaves
+    the median of the valid ones unchanged while keeping np.median's fast path.
+    """
+    filler = np.where(np.arange(polar.shape[0])[:, None] % 2 == 0, -1e6, 1e6).astype(np.float32)
+    prof = np.median(np.where(valid, polar, filler), axis=0)
+    usable = valid.mean(axis=0) >= 0.5
+    last = int(np.flatnonzero(usable)[-1]) + 1 if usable.any() else 0
+    return prof[:last]
+
+
+def _step_coverage(polar: np.ndarray, valid: np.ndarray, r: int, contrast: float) -> float:
+    """Fraction of directions where the image crosses the step's mid level within 2 px of radius r."""
+    n_r = polar.shape[1]
+    lo, hi = max(0, r - 3), min(n_r - 1, r + 3)
+    if hi - lo < 2:
+        return 0.0
+    inner, outer = polar[:, lo], polar[:, hi]
+    ok = valid[:, lo] & valid[:, hi]
+    crosses = (outer - inner) * np.sign(contrast) > 0.4 * abs(contrast)
+    return float((crosses & ok).sum() / max(1, ok.sum()))
+
+
+def _median_edge_slope(polar: np.ndarray, valid: np.ndarray, expected_r: np.ndarray, sign: float) -> float:
+    """Median over directions of the steepest slope (grey/px) of the edge near its expected radius."""
+    n_a, n_r = polar.shape
+    deriv = np.zeros_like(polar)
+    deriv[:, 1:-1] = (polar[:, 2:] - polar[:, :-2]) * 0.5 * sign
+    cols = np.clip(np.rint(expected_r)[:, None].astype(int) + np.arange(-3, 4)[None, :], 1, n_r - 2)
+    rows = np.arange(n_a)[:, None]
+    band = np.where(valid[rows, cols], deriv[rows, cols], np.nan)
+    with np.errstate(all="ignore"):
+        return float(np.nanmedian(np.nanmax(band, axis=1)))
+
+
+def _ellipse_radius(radius_px: float, aspect: float, angles: np.ndarray) -> np.ndarray:
+    """Radius along each direction of an axis-aligned ellipse with x semi-axis `radius_px`, y = aspect * x."""
+    a, b = radius_px, radius_px * aspect
+    return a * b / np.sqrt((b * np.cos(angles)) ** 2 + (a * np.sin(angles)) ** 2)
+
+
+def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float, float]):
+    """Fit a circle, or an axis-aligned ellipse when clearly better, to polar edge points.
+
+    Returns ((cx, cy), x semi-axis px, y/x aspect, kept mask, radial residual px) or None
+    with too few points.
+    """
+    ok = np.isfinite(points_r)
+    if ok.sum() < 0.25 * len(points_r):
+        return None
+    x = centre_xy[0] + points_r * np.cos(angles)
+    y = centre_xy[1] + points_r * np.sin(angles)
+    kept = ok.copy()
+    cx = cy = rx = ry = 0.0
+    for _ in range(4):
+        cx, cy, rx, ry = _fit_axis_ellipse(x[kept], y[kept])
+        resid = _radial_residual(x, y, cx, cy, rx, ry)
+        spread = 1.4826 * np.median(np.abs(resid[kept] - np.median(resid[kept])))
+        new_kept = ok & (np.abs(resid) <= max(3.0 * spread, 0.75))
+        if new_kept.sum() < 0.25 * len(points_r):
+            return None
+        if np.array_equal(new_kept, kept):
+            break
+        kept = new_kept
+    aspect = ry / rx
+    if abs(aspect - 1.0) <= 0.01:  # a circle: one radius is better determined than two
+        cx, cy, r = _fit_circle(x[kept], y[kept])
+        rx = ry = r
+        aspect = 1.0
+    return (cx, cy), rx, aspect, kept, _radial_residual(x, y, cx, cy, rx, ry)
+
+
+def _radial_residual(x, y, cx, cy, rx, ry):
+    """Approximate signed distance of points to an axis-aligned ellipse, in px (positive outside)."""
+    dx, dy = x - cx, y - cy
+    rho = np.hypot(dx / rx, dy / ry)
+    r_pt = np.hypot(dx, dy)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(rho > 0, r_pt * (1 - 1 / rho), 0.0)
+
+
+def _fit_circle(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares circle: algebraic start, then Gauss-Newton on the geometric distance."""
+    a = np.column_stack([x, y, np.ones_like(x)])
+    b = x * x + y * y
+    (d, e, f), *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = d / 2, e / 2
+    r = math.sqrt(max(f + cx * cx + cy * cy, 1e-9))
+    for _ in range(5):
+        dx, dy = x - cx, y - cy
+        dist = np.hypot(dx, dy)
+        dist = np.where(dist == 0, 1e-9, dist)
+        jac = np.column_stack([-dx / dist, -dy / dist, -np.ones_like(dist)])
+        step, *_ = np.linalg.lstsq(jac, -(dist - r), rcond=None)
+        cx, cy, r = cx + step[0], cy + step[1], r + step[2]
+        if np.abs(step).max() < 1e-4:
+            break
+    return float(cx), float(cy), float(r)
+
+
+def _fit_axis_ellipse(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
+    """Least-squares axis-aligned ellipse A x^2 + C y^2 + D x + E y = 1; returns (cx, cy, rx, ry)."""
+    m = np.column_stack([x * x, y * y, x, y])
+    (a, c, d, e), *_ = np.linalg.lstsq(m, np.ones_like(x), rcond=None)
+    cx, cy = -d / (2 * a), -e / (2 * c)
+    g = 1 + a * cx * cx + c * cy * cy
+    return float(cx), float(cy), float(math.sqrt(abs(g / a))), float(math.sqrt(abs(g / c)))
+
+
+def _check_trust(frame: Frame, fit: EdgeFit, params) -> None:
+    if fit.coverage < params.min_edge_coverage:
+        raise FiberNotFoundError(f"{frame.source}: the cladding edge was found in only {fit.coverage:.0%} of "
+                                 f"directions (need {params.min_edge_coverage:.0%}); the fiber may be cut by the "
+                                 "frame, hidden by contamination or out of focus")
+    if fit.rms_px > params.max_fit_rms_px:
+        raise FiberNotFoundError(f"{frame.source}: the cladding edge is not circular (RMS {fit.rms_px:.1f} px, "
+                                 f"limit {params.max_fit_rms_px} px); check for heavy contamination or damage")
+    if abs(fit.pixel_aspect - 1.0) > params.max_pixel_aspect_deviation:
+        raise FiberNotFoundError(f"{frame.source}: the cladding edge is an ellipse of aspect "
+                                 f"{fit.pixel_aspect:.2f}; this is not a fiber seen face-on")
+
+
+def _geometry(pixels: np.ndarray, profile: Profile, fit: EdgeFit, um_per_px: float | None) -> Geometry:
+    """Calibrate µm/px, find the core, lay out zones."""
+    warnings: list[str] = []
+    fitted_um_per_px = profile.fiber.cladding_diameter_um / (2.0 * fit.radius_px)
+    if um_per_px is None:
+        um_per_px, calibration = fitted_um_per_px, "profile"
+    else:
+        calibration = "user"
+        implied_um = 2.0 * fit.radius_px * um_per_px
+        if abs(implied_um / profile.fiber.cladding_diameter_um - 1.0) > profile.geometry.calibration_tolerance:
+            warnings.append(f"calibration: at {um_per_px:.4f} um/px the fitted cladding is {implied_um:.1f} um across, "
+                            f"not the nominal {profile.fiber.cladding_diameter_um:g} um; check --um-per-px or the "
+                            "profile's cladding diameter")
+    core = _core_radius(pixels, fit)
+    return Geometry(center_xy=fit.center_xy, cladding_radius_px=fit.radius_px, core_radius_px=core,
+                    um_per_px=um_per_px, calibration=calibration, pixel_aspect=fit.pixel_aspect,
+                    edge_coverage=fit.coverage, fit_rms_px=fit.rms_px, zones=zones_for(profile, um_per_px),
+                    warnings=tuple(warnings))
+
+
+def _core_radius(pixels: np.ndarray, fit: EdgeFit) -> float | None:
+    """Radius of the circular step inside the cladding with the largest level change, if any stands out.
+
+    Ranked by the level difference across the step, not by its slope: a thin sharp ring
+    (a reflection) changes the level little, the core boundary changes it most.
+    """
+    polar, valid = polar_unwrap(pixels, fit.center_xy, fit.radius_px * 0.9, n_angles=180)
+    prof = _median_profile(polar, valid)
+    smooth = cv2.GaussianBlur(prof.reshape(1, -1), (0, 0), 1.0).ravel()
+    deriv = np.abs(np.gradient(smooth))
+    lo, hi = max(10, int(0.03 * fit.radius_px)), min(int(0.85 * fit.radius_px), len(prof) - 10)
+    if hi - lo < 5:
+        return None
+    noise = 1.4826 * np.median(np.abs(np.diff(prof[lo:hi]))) + 0.5
+    peaks = [i for i in range(lo, hi) if deriv[i] >= deriv[i - 1] and deriv[i] > deriv[i + 1]]
+    best, best_step = None, max(4.0, 6.0 * noise)
+    for i in peaks:
+        step = abs(float(np.median(smooth[i + 3:i + 9]) - np.median(smooth[i - 8:i - 2])))
+        if step > best_step:
+            best, best_step = i, step
+    if best is None:
+        return None
+    l, c, r = deriv[best - 1], deriv[best], deriv[best + 1]  # parabola through the slope peak
+    denom = l - 2 * c + r
+    frac = 0.5 * (l - r) / denom if denom < 0 else 0.0
+    return float(best + np.clip(frac, -0.5, 0.5))

@@ -1,0 +1,137 @@
+"""Acceptance: apply a profile's per-zone rules to measured defects and give a verdict.
+
+Scratches are sized by width, every other kind by enclosing diameter. A scratch is judged in
+each zone it crosses; any other defect in the innermost zone it touches (`Defect.zone`).
+Contamination-only failures say "clean and re-inspect"; damage says "reject".
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from .profile import Profile, SizeBand, ZoneRule
+from .records import CONTAMINATION_KINDS, Defect, DefectKind, Status, Verdict, ZoneVerdict
+
+__all__ = ["judge", "undetermined", "judged_zones", "defect_margin"]
+
+
+def judged_zones(defect: Defect) -> tuple[str, ...]:
+    """Zones a defect counts in: every zone a scratch crosses, else the innermost it touches."""
+    if defect.kind == DefectKind.SCRATCH and defect.zones:
+        return defect.zones
+    return (defect.zone,)
+
+
+def judge(defects: Sequence[Defect], profile: Profile) -> Verdict:
+    """PASS or FAIL with reasons per zone. (UNDETERMINED comes from `undetermined`.)"""
+    by_zone: dict[str, list[Defect]] = defaultdict(list)
+    for d in defects:
+        for z in judged_zones(d):
+            by_zone[z].append(d)
+
+    zone_verdicts: dict[str, ZoneVerdict] = {}
+    reasons: list[str] = []
+    failing: list[Defect] = []
+    for rule in profile.zones:
+        in_zone = by_zone.get(rule.name, [])
+        scratches = [d for d in in_zone if d.kind == DefectKind.SCRATCH]
+        others = [d for d in in_zone if d.kind != DefectKind.SCRATCH]
+        zone_reasons: list[str] = []
+        for what, items, bands in (("scratch", scratches, rule.scratches), ("defect", others, rule.defects)):
+            broken, culprits = _apply(rule, what, items, bands)
+            zone_reasons += broken
+            failing += culprits
+        status = Status.FAIL if zone_reasons else Status.PASS
+        zone_verdicts[rule.name] = ZoneVerdict(status=status, n_scratches=len(scratches), n_defects=len(others),
+                                               reasons=tuple(zone_reasons))
+        reasons += zone_reasons
+
+    if not reasons:
+        n = len(defects)
+        summary = "all zones within limits" + (f" ({n} feature{'s' * (n != 1)} within tolerance)" if n else "")
+        return Verdict(status=Status.PASS, reasons=(summary,), zones=zone_verdicts, action="accept")
+    if all(d.kind in CONTAMINATION_KINDS for d in failing):
+        return Verdict(status=Status.FAIL, reasons=tuple(reasons) + ("contamination: clean and re-inspect",),
+                       zones=zone_verdicts, action="clean and re-inspect")
+    return Verdict(status=Status.FAIL, reasons=tuple(reasons), zones=zone_verdicts, action="reject")
+
+
+def undetermined(reasons: Iterable[str], profile: Profile | None = None) -> Verdict:
+    """The verdict for a part that could not be inspected: never PASS, always with a reason."""
+    reasons = tuple(reasons) or ("inspection could not be completed",)
+    zones = {z.name: ZoneVerdict(status=Status.UNDETERMINED) for z in profile.zones} if profile else {}
+    return Verdict(status=Status.UNDETERMINED, reasons=reasons, zones=zones, action="re-image")
+
+
+def defect_margin(defect: Defect, profile: Profile) -> float:
+    """How close a defect comes to its zone's size limit: size / largest admitted size.
+
+    0 in a zone that does not judge its class; > 1 when no band admits it (inf when the zone
+    allows none at all). Counts are not considered here; see `judge` for those.
+    """
+    worst = 0.0
+    for zone_name in judged_zones(defect):
+        rule = _rule(profile, zone_name)
+        if rule is None:
+            continue
+        bands = rule.scratches if defect.kind == DefectKind.SCRATCH else rule.defects
+        if bands == "unlimited":
+            continue
+        largest = max((b.limit_um for b in bands if b.max_count != 0), default=0.0)
+        if largest <= 0:
+            return float("inf")
+        worst = max(worst, defect.size_um / largest if _band_of(bands, defect.size_um) is not None
+                    else max(1.0 + 1e-9, defect.size_um / largest))
+    return worst
+
+
+def _rule(profile: Profile, name: str) -> ZoneRule | None:
+    return next((z for z in profile.zones if z.name == name), None)
+
+
+def _band_of(bands: Sequence[SizeBand], size_um: float) -> int | None:
+    for i, band in enumerate(bands):
+        if band.admits(size_um):
+            return i
+    return None
+
+
+def _apply(rule: ZoneRule, what: str, items: list[Defect], bands) -> tuple[list[str], list[Defect]]:
+    """Reasons this zone fails for one class of feature, and the features behind them."""
+    if bands == "unlimited" or not items:
+        return [], []
+    plural = "scratches" if what == "scratch" else "defects"
+    sized = "wide" if what == "scratch" else "across"
+    if not bands:
+        sizes = ", ".join(f"{d.size_um:.1f}" for d in sorted(items, key=lambda d: -d.size_um)[:5])
+        return [f"zone {rule.name}: {len(items)} {plural if len(items) != 1 else what} ({sizes} µm {sized}), "
+                "none allowed"], list(items)
+    reasons: list[str] = []
+    culprits: list[Defect] = []
+    per_band: dict[int, list[Defect]] = defaultdict(list)
+    too_big: list[Defect] = []
+    for d in items:
+        band = _band_of(bands, d.size_um)
+        (too_big if band is None else per_band[band]).append(d)
+    if too_big:
+        top = bands[-1]
+        limit = f"over {top.up_to_um:g} µm" if top.up_to_um is not None else f"{top.below_um:g} µm or more"
+        sizes = ", ".join(f"{d.size_um:.1f}" for d in sorted(too_big, key=lambda d: -d.size_um)[:5])
+        reasons.append(f"zone {rule.name}: {len(too_big)} {plural if len(too_big) != 1 else what} {limit} "
+                       f"({sizes} µm), 0 allowed")
+        culprits += too_big
+    for i, band in enumerate(bands):
+        found = per_band.get(i, [])
+        if band.max_count is not None and len(found) > band.max_count:
+            lower = _lower_label(bands, i)
+            reasons.append(f"zone {rule.name}: {len(found)} {plural} of {lower}{band.limit_um:g} µm, "
+                           f"at most {band.max_count} allowed")
+            culprits += found
+    return reasons, culprits
+
+
+def _lower_label(bands: Sequence[SizeBand], i: int) -> str:
+    if i == 0:
+        return "up to " if bands[i].up_to_um is not None else "under "
+    return f"{bands[i - 1].limit_um:g}-"
