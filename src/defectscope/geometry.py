@@ -29,7 +29,9 @@ __all__ = ["locate_fiber", "square_pixels", "zones_for", "polar_unwrap", "EdgeFi
 _THUMB_SHORT_SIDE_PX = 144
 _N_ANGLES = 360
 _COARSE_ANGLES = 180
-_ALIGNED_AXIS_DEG = 6.0  # an ellipse this close to the pixel axes is read as non-square pixels
+# Claddings are round to 1 % (ITU-T G.652); fits of damaged or dirty edges scatter a little more.
+# Rounder than this is a circle; flatter is a camera with non-square pixels.
+_ROUND_TOLERANCE = 0.03
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,8 @@ class EdgeFit:
     """Cladding edge fit in the frame's own pixels.
 
     center_xy, radius_px: the fitted circle (for an ellipse: x semi-axis).
-    pixel_aspect: y semi-axis / x semi-axis (1.0 for a circle).
+    pixel_aspect: a pixel's height over its width, from the round cladding's ellipse: its x
+    semi-axis over its y semi-axis (1.0 for a circle; 0.917 for a fiber 9 % taller than wide).
     coverage: fraction of directions whose edge point was kept.
     rms_px: RMS radial residual of kept points. contrast_grey: ferrule minus fiber level.
     edge_sigma_px: Gaussian blur of the edge, from its slope and contrast.
@@ -124,16 +127,25 @@ def _coarse_edge(pixels: np.ndarray, min_r: float, max_r: float) -> tuple[tuple[
     scale = max(1, round(min(h, w) / _THUMB_SHORT_SIDE_PX))
     thumb = cv2.resize(pixels, (w // scale, h // scale), interpolation=cv2.INTER_AREA) if scale > 1 else pixels
     best, best_score = None, 0.0
+    angles = np.arange(_COARSE_ANGLES) * (2 * np.pi / _COARSE_ANGLES)
     for cx, cy in _hough_centres(thumb, min_r / scale, max_r / scale):
         polar, valid = polar_unwrap(thumb, (cx, cy), max_r / scale, n_angles=_COARSE_ANGLES)
         step = _outermost_step(_median_profile(polar, valid), min_r / scale)
         if step is None:
             continue
         r, contrast = step
-        coverage = _step_coverage(polar, valid, r, contrast)
+        # Hough centres can be several thumbnail px off (more for elliptical fibers): fit the
+        # step itself, with a window wide enough to catch it
+        points = _edge_points(polar, valid, np.full(_COARSE_ANGLES, float(r)), 1.0 if contrast >= 0 else -1.0,
+                              max(3.0, 0.3 * r))
+        fit = _robust_fit(points, angles, (cx, cy))
+        if fit is None:
+            continue
+        (cx, cy), r_fit, aspect, kept, _ = fit
+        coverage = float(kept.mean())
         if coverage * abs(contrast) > best_score:
             best_score = coverage * abs(contrast)
-            best = (((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5), r * scale, contrast)
+            best = (((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5), r_fit * scale, contrast)
         if coverage >= 0.9:  # Hough ranks by votes: a clean edge all round needs no second opinion
             break
     return best
@@ -224,13 +236,17 @@ def _edge_points(polar: np.ndarray, valid: np.ndarray, expected_r: np.ndarray, s
 
 
 def _refine_edge(pixels: np.ndarray, centre_xy: tuple[float, float], radius_px: float,
-                 contrast: float) -> EdgeFit | None:
-    """Sub-pixel cladding edge fit at full resolution around a coarse circle; None when untrustworthy."""
+                 contrast: float, *, window_px: float | None = None) -> EdgeFit | None:
+    """Sub-pixel circular edge fit at full resolution around a coarse circle; None when untrustworthy.
+
+    contrast: outside minus inside level (its sign picks rising or falling steps).
+    window_px: how far from the coarse radius the first pass looks (default 10 % of it).
+    """
     sign = 1.0 if contrast >= 0 else -1.0
     angles = np.arange(_N_ANGLES) * (2 * np.pi / _N_ANGLES)
     (cx, cy), aspect = centre_xy, 1.0
     expected = np.full(_N_ANGLES, radius_px)
-    window = max(6.0, 0.1 * radius_px)
+    window = window_px if window_px is not None else max(6.0, 0.1 * radius_px)
     for _ in range(3):
         r_lo = max(0.0, float(expected.min()) - window - 4)
         polar, valid = polar_unwrap(pixels, (cx, cy), float(expected.max()) + window + 4, min_radius_px=r_lo)
@@ -245,7 +261,7 @@ def _refine_edge(pixels: np.ndarray, centre_xy: tuple[float, float], radius_px: 
     rms = float(np.sqrt(np.mean(kept_resid ** 2))) if kept_resid.size else float("inf")
     slope = _median_edge_slope(polar, valid, expected - r_lo, sign)
     sigma = abs(contrast) / (math.sqrt(2 * math.pi) * slope) if slope > 0 else float("inf")
-    return EdgeFit((float(cx), float(cy)), float(radius_px), float(aspect), float(kept.mean()), rms,
+    return EdgeFit((float(cx), float(cy)), float(radius_px), 1.0 / float(aspect), float(kept.mean()), rms,
                    float(contrast), float(sigma), np.where(kept, residual, np.nan).astype(np.float32),
                    angles.astype(np.float32))
 
@@ -317,7 +333,7 @@ def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float
             break
         kept = new_kept
     aspect = ry / rx
-    if abs(aspect - 1.0) <= 0.01:  # a circle: one radius is better determined than two
+    if abs(aspect - 1.0) <= _ROUND_TOLERANCE:  # a circle: one radius is better determined than two
         cx, cy, r = _fit_circle(x[kept], y[kept])
         rx = ry = r
         aspect = 1.0
@@ -387,15 +403,31 @@ def _geometry(pixels: np.ndarray, profile: Profile, fit: EdgeFit, um_per_px: flo
             warnings.append(f"calibration: at {um_per_px:.4f} um/px the fitted cladding is {implied_um:.1f} um across, "
                             f"not the nominal {profile.fiber.cladding_diameter_um:g} um; check --um-per-px or the "
                             "profile's cladding diameter")
-    core = _core_radius(pixels, fit)
-    return Geometry(center_xy=fit.center_xy, cladding_radius_px=fit.radius_px, core_radius_px=core,
+    core_centre, core_radius = _core_circle(pixels, fit)
+    return Geometry(center_xy=fit.center_xy, cladding_radius_px=fit.radius_px, core_radius_px=core_radius,
+                    core_center_xy=core_centre,
                     um_per_px=um_per_px, calibration=calibration, pixel_aspect=fit.pixel_aspect,
-                    edge_coverage=fit.coverage, fit_rms_px=fit.rms_px, zones=zones_for(profile, um_per_px),
+                    edge_coverage=fit.coverage, edge_sigma_px=fit.edge_sigma_px if math.isfinite(fit.edge_sigma_px)
+                    else None, fit_rms_px=fit.rms_px, zones=zones_for(profile, um_per_px),
                     warnings=tuple(warnings))
 
 
-def _core_radius(pixels: np.ndarray, fit: EdgeFit) -> float | None:
-    """Radius of the circular step inside the cladding with the largest level change, if any stands out.
+def _core_circle(pixels: np.ndarray, fit: EdgeFit) -> tuple[tuple[float, float] | None, float | None]:
+    """Centre and radius of the core, fitted on its own edge (cores sit up to ~1 um off the cladding's
+    centre); (None, None) when no core edge stands out of the noise."""
+    step = _core_step(pixels, fit)
+    if step is None:
+        return None, None
+    radius, contrast = step
+    core = _refine_edge(pixels, fit.center_xy, radius, contrast, window_px=max(3.0, 0.08 * radius))
+    if core is None or core.coverage < 0.5 or core.rms_px > 1.5 or abs(core.radius_px - radius) > 3:
+        return fit.center_xy, radius  # visible in the median profile but not fittable: assume concentric
+    return (round(core.center_xy[0], 3), round(core.center_xy[1], 3)), core.radius_px
+
+
+def _core_step(pixels: np.ndarray, fit: EdgeFit) -> tuple[float, float] | None:
+    """(radius px, signed contrast) of the circular step inside the cladding with the largest level
+    change, if any stands out of the noise.
 
     Ranked by the level difference across the step, not by its slope: a thin sharp ring
     (a reflection) changes the level little, the core boundary changes it most.
@@ -403,20 +435,21 @@ def _core_radius(pixels: np.ndarray, fit: EdgeFit) -> float | None:
     polar, valid = polar_unwrap(pixels, fit.center_xy, fit.radius_px * 0.9, n_angles=180)
     prof = _median_profile(polar, valid)
     smooth = cv2.GaussianBlur(prof.reshape(1, -1), (0, 0), 1.0).ravel()
-    deriv = np.abs(np.gradient(smooth))
+    deriv = np.gradient(smooth)
     lo, hi = max(10, int(0.03 * fit.radius_px)), min(int(0.85 * fit.radius_px), len(prof) - 10)
     if hi - lo < 5:
         return None
     noise = 1.4826 * np.median(np.abs(np.diff(prof[lo:hi]))) + 0.5
-    peaks = [i for i in range(lo, hi) if deriv[i] >= deriv[i - 1] and deriv[i] > deriv[i + 1]]
+    mag = np.abs(deriv)
+    peaks = [i for i in range(lo, hi) if mag[i] >= mag[i - 1] and mag[i] > mag[i + 1]]
     best, best_step = None, max(4.0, 6.0 * noise)
     for i in peaks:
-        step = abs(float(np.median(smooth[i + 3:i + 9]) - np.median(smooth[i - 8:i - 2])))
-        if step > best_step:
+        step = float(np.median(smooth[i + 3:i + 9]) - np.median(smooth[i - 8:i - 2]))
+        if abs(step) > abs(best_step) and np.sign(step) == np.sign(deriv[i]):
             best, best_step = i, step
     if best is None:
         return None
-    l, c, r = deriv[best - 1], deriv[best], deriv[best + 1]  # parabola through the slope peak
+    l, c, r = mag[best - 1], mag[best], mag[best + 1]  # parabola through the slope peak
     denom = l - 2 * c + r
     frac = 0.5 * (l - r) / denom if denom < 0 else 0.0
-    return float(best + np.clip(frac, -0.5, 0.5))
+    return float(best + np.clip(frac, -0.5, 0.5)), best_step

@@ -109,19 +109,19 @@ class RegionParams(_Model):
     min_contrast_grey: float = Field(default=12.0, ge=0)  # a seed must differ this much from its background
     window_um: float = Field(default=14.0, gt=0)  # rank-filter window; features wider are found by `oil`
     min_size_um: float = Field(default=1.0, ge=0)
-    edge_guard_um: float = Field(default=3.0, ge=0)  # band around the cladding edge left to the chip detector
-    core_guard_um: float = Field(default=1.0, ge=0)
 
 
 class ScratchParams(_Model):
-    """Scratches: oriented line filters on the residual."""
+    """Scratches: oriented line filters (box averages along n_angles directions) on the residual."""
 
     enabled: bool = True
     n_angles: int = Field(default=12, ge=4, le=36)
-    line_length_um: float = Field(default=12.0, gt=0)
-    k_sigma: float = Field(default=5.0, gt=0)
+    line_length_um: float = Field(default=16.0, gt=0)  # averaging length: longer finds fainter, straighter lines
+    window_um: float = Field(default=20.0, gt=0)  # rank window: must exceed the widest scratch
+    k_sigma: float = Field(default=6.0, gt=0)  # line response threshold in noise units of the line average
+    min_contrast_grey: float = Field(default=4.0, ge=0)  # mean contrast along the line
     min_length_um: float = Field(default=8.0, gt=0)
-    min_elongation: float = Field(default=4.0, gt=1)  # length / width
+    max_width_um: float = Field(default=10.0, gt=0)
 
 
 class OilParams(_Model):
@@ -142,6 +142,12 @@ class ChipParams(_Model):
 
 
 class DetectionParams(_Model):
+    # Bands along the fiber's own circular edges that region and line detectors leave alone:
+    # the cladding edge's bevel and adhesive rings are fiber structure, not defects (for 125 um
+    # fibers both bands lie in the adhesive zone C); chips there are found by the chip detector.
+    edge_guard_inner_um: float = Field(default=5.0, ge=0)
+    edge_guard_outer_um: float = Field(default=3.0, ge=0)
+    core_guard_um: float = Field(default=1.5, ge=0)
     region: RegionParams = RegionParams()
     scratch: ScratchParams = ScratchParams()
     oil: OilParams = OilParams()

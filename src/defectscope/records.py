@@ -102,7 +102,9 @@ class CandidateMap:
     labels: (h, w) int32, 0 = nothing, i = candidate i (1-based), window starts at `origin_xy`.
     kinds: kind of candidate i at index i-1.
     scores: (n,) float32 in [0, 1], detector confidence per candidate.
-    contrast_grey: (n,) float32, peak |residual| per candidate in grey levels.
+    contrast_grey: (n,) float32, signed peak residual per candidate in grey levels (< 0: darker).
+    widths_px: (n,) float32, measured width of line-like candidates (NaN where not measured).
+    polylines: per candidate, (k, 2) float32 centre line in window px for scratches, else None.
     """
 
     detector: str
@@ -111,17 +113,23 @@ class CandidateMap:
     kinds: tuple[DefectKind, ...] = ()
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     contrast_grey: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    widths_px: np.ndarray | None = None
+    polylines: tuple[np.ndarray | None, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.labels.ndim != 2 or self.labels.dtype != np.int32:
             raise ValueError(f"CandidateMap.labels must be (h, w) int32, got {self.labels.shape} {self.labels.dtype}")
         n = len(self.kinds)
-        if self.scores.shape != (n,) or self.contrast_grey.shape != (n,):
-            raise ValueError(f"CandidateMap: {n} kinds but scores {self.scores.shape}, "
-                             f"contrast {self.contrast_grey.shape}; expected ({n},)")
-        _readonly(self.labels)
-        _readonly(self.scores)
-        _readonly(self.contrast_grey)
+        if self.widths_px is None:
+            object.__setattr__(self, "widths_px", np.full(n, np.nan, np.float32))
+        if self.polylines is None:
+            object.__setattr__(self, "polylines", (None,) * n)
+        if any(a.shape != (n,) for a in (self.scores, self.contrast_grey, self.widths_px)) or len(self.polylines) != n:
+            raise ValueError(f"CandidateMap: {n} kinds but scores {self.scores.shape}, contrast "
+                             f"{self.contrast_grey.shape}, widths {self.widths_px.shape}, "
+                             f"{len(self.polylines)} polylines; expected {n} of each")
+        for array in (self.labels, self.scores, self.contrast_grey, self.widths_px):
+            _readonly(array)
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -152,6 +160,7 @@ class Geometry(_Record):
     center_xy: tuple[float, float]
     cladding_radius_px: float = Field(gt=0)
     core_radius_px: float | None = None
+    core_center_xy: tuple[float, float] | None = None  # fitted on the core's own edge
     um_per_px: float = Field(gt=0)
     calibration: Literal["profile", "user"] = "profile"
     # Height of a pixel over its width, measured from the cladding ellipse. Frames with
@@ -159,6 +168,7 @@ class Geometry(_Record):
     # coordinate in the report then refers to that square-pixel frame.
     pixel_aspect: float = 1.0
     edge_coverage: float = Field(ge=0, le=1, default=1.0)  # fraction of directions with a cladding edge
+    edge_sigma_px: float | None = None  # blur of the cladding edge (Gaussian sigma): the optics' point spread
     fit_rms_px: float = Field(ge=0, default=0.0)  # RMS distance of edge points to the fitted circle
     zones: tuple[Zone, ...] = ()
     warnings: tuple[str, ...] = ()

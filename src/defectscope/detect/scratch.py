@@ -1,0 +1,328 @@
+"""Scratches: oriented line filters on a rank residual, refined at full resolution.
+
+1. find: at half resolution (area-averaged, so a 1 px line keeps its integrated contrast), the
+   min/max-rank residual is rotated to each of `n_angles` directions, averaged along rows over
+   `line_length_um` and the average across (along columns) subtracted -- an oriented line
+   filter that costs three cheap passes per angle and ignores blobs and crossing lines.
+   Averaging along a line multiplies a faint scratch's signal-to-noise by about sqrt(length);
+   blobs and noise average away. Runs above `k_sigma` line-noise units become line candidates;
+   duplicates from neighbouring angles are merged.
+2. refine: at full resolution the residual is sampled across each line; the scratch's centre
+   offset is followed along its length (gentle curves are fitted with a parabola), its ends
+   are where its contrast drops into the noise, and its width comes from the ratio of the
+   across-profile's area to its peak, corrected for the optics' blur (measured on the
+   cladding edge) -- so a 3.5 um scratch measures 3.5 um, not its blurred 4.5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.special import erf
+
+from ..profile import DetectionParams
+from ..records import CandidateMap, DefectKind, Frame, Geometry
+from .base import GUARD, OUTSIDE, Window, components, fiber_guards, inspection_window, rank_residuals, \
+    zone_label_map, zone_noise
+
+__all__ = ["ScratchDetector", "width_from_profile"]
+
+_DEFAULT_PSF_SIGMA_PX = 1.0
+_PRE_BLUR_SIGMA_PX = 0.8  # sigma OpenCV uses for a 3x3 Gaussian kernel
+_MAX_LINES = 60
+
+
+@dataclass(frozen=True)
+class _Line:
+    p0: np.ndarray  # (2,) x, y in full-resolution window px
+    p1: np.ndarray
+    snr: float
+
+
+class ScratchDetector:
+    name = "scratch.linear"
+
+    def __init__(self, params: DetectionParams):
+        self.params = params.scratch
+        self.detection = params
+
+    def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
+        p = self.params
+        um = geometry.um_per_px
+        length_px = max(6, int(round(p.line_length_um / um)))
+        win = inspection_window(geometry, frame.pixels.shape, margin_px=4)
+        roi = win.crop(frame.pixels)
+        if not p.enabled:
+            return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
+        guards = fiber_guards(geometry, self.detection)
+        lines = self._find(roi, geometry, win, guards, length_px)
+        dark, bright = rank_residuals(cv2.GaussianBlur(roi, (3, 3), 0), window_px=int(p.window_um / um))
+        labels_full = zone_label_map(geometry, win, guards=guards)
+        usable = (labels_full != OUTSIDE) & (labels_full != GUARD)
+        # blur of the residual: the optics' (measured on the cladding edge) and our 3x3 Gaussian's
+        psf = math.hypot(geometry.edge_sigma_px or _DEFAULT_PSF_SIGMA_PX, _PRE_BLUR_SIGMA_PX)
+
+        out = np.zeros(roi.shape, np.int32)
+        scores, contrasts, widths, polylines = [], [], [], []
+        # strongest first, each followed on what stronger scratches left: weaker candidates along
+        # a strong scratch's sides or through its crossings are its echoes, not scratches
+        explained = np.zeros(roi.shape, bool)
+        for line in lines:
+            mid = np.rint((line.p0 + line.p1) / 2).astype(int)
+            if explained[np.clip(mid[1], 0, roi.shape[0] - 1), np.clip(mid[0], 0, roi.shape[1] - 1)]:
+                continue
+            found = _refine(line, dark, bright, usable, psf, p, um)
+            if found is None:
+                continue
+            polyline, width_px, contrast, snr = found
+            band = np.zeros(roi.shape, np.uint8)
+            cv2.polylines(band, [np.round(polyline * 16).astype(np.int32)], False, 1,
+                          thickness=max(1, int(round(width_px))), lineType=cv2.LINE_8, shift=4)
+            fresh = (band > 0) & (out == 0) & usable
+            if not fresh.any():
+                continue
+            out[fresh] = len(scores) + 1
+            scores.append(float(np.clip(snr / (2 * p.k_sigma), 0.5, 1.0)))
+            contrasts.append(contrast)
+            widths.append(width_px)
+            polylines.append(polyline.astype(np.float32))
+            wide = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
+            dark[wide] = 0
+            bright[wide] = 0
+            explained |= wide
+        n = len(scores)
+        return CandidateMap(self.name, (win.x0, win.y0), out, (DefectKind.SCRATCH,) * n,
+                            np.array(scores, np.float32), np.array(contrasts, np.float32),
+                            np.array(widths, np.float32), tuple(polylines))
+
+    def _find(self, roi: np.ndarray, geometry: Geometry, win: Window, guards, length_px: int) -> list[_Line]:
+        """Line candidates from oriented box averages of the half-resolution residual."""
+        p = self.params
+        labels = zone_label_map(geometry, win, guards=guards, scale=0.5)
+        half = cv2.resize(roi, labels.shape[::-1], interpolation=cv2.INTER_AREA)
+        dark, bright = rank_residuals(half, window_px=int(p.window_um / geometry.um_per_px / 2))
+        n_zones = len(geometry.zones)
+        residual = np.zeros(half.shape, np.float32)
+        noise_levels = []
+        for res in (dark, bright):
+            median, spread = zone_noise(res, labels, n_zones)
+            centred = res.astype(np.float32) - median[np.minimum(labels, n_zones)]
+            residual = np.maximum(residual, centred)
+            noise_levels.append(spread)
+        residual[(labels == OUTSIDE) | (labels == GUARD)] = 0.0
+        half_len = max(3, length_px // 2)
+        # the noise of a line average: from the horizontal pass over the inspected area
+        h, w = residual.shape
+        diag = int(math.ceil(math.hypot(h, w))) + 2
+        line_noise = None
+        min_run = max(3, int(p.min_length_um / geometry.um_per_px / 2))
+        # in each rotated frame a scratch along the rows is a long horizontal run: opening with a
+        # row segment keeps it and cuts away lines crossing it at other angles
+        run_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_run, 1))
+        responses, rotations, found = [], [], []
+        for k in range(p.n_angles):
+            angle_deg = 180.0 * k / p.n_angles
+            rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+            rot[:, 2] += (diag / 2 - w / 2, diag / 2 - h / 2)
+            turned = cv2.warpAffine(residual, rot, (diag, diag), flags=cv2.INTER_LINEAR)
+            # along-row average minus across average: a line along the rows keeps most of its
+            # contrast, a blob or a line crossing at another angle cancels
+            response = cv2.subtract(cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT),
+                                    cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT))
+            responses.append(response)
+            rotations.append(rot)
+            if line_noise is None:
+                inside = response[turned != 0]
+                line_noise = max(1.4826 * float(np.median(np.abs(inside))) if inside.size else 0.0, 0.25)
+            threshold = max(p.k_sigma * line_noise, p.min_contrast_grey / 2)
+            hits = cv2.morphologyEx((response > threshold).astype(np.uint8), cv2.MORPH_OPEN, run_kernel)
+            contours, _ = cv2.findContours(hits, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+            for contour in contours:
+                x, y, cw, ch = cv2.boundingRect(contour)
+                if cw < min_run or ch > max(4, 0.3 * cw):
+                    continue
+                pts = contour[:, 0, :]
+                ends = np.stack([pts[pts[:, 0].argmin()], pts[pts[:, 0].argmax()]]).astype(np.float64)
+                found.append((k, ends, float(response[y:y + ch, x:x + cw].max())))
+        if not found:
+            return []
+        inverses = np.stack([cv2.invertAffineTransform(rot) for rot in rotations])  # (n_angles, 2, 3)
+        angle_of = np.array([k for k, _, _ in found])
+        ends = np.stack([e for _, e, _ in found])  # (n, 2, 2) in rotated frames
+        back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
+        keep = _strongest_angle(angle_of, back.mean(axis=1), np.stack(responses), np.stack(rotations))
+        lines = [_Line((b[0] + 0.5) * 2.0 - 0.5, (b[1] + 0.5) * 2.0 - 0.5, peak / line_noise)
+                 for b, (_, _, peak), ok in zip(back, found, keep) if ok]  # to full-resolution window px
+        return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
+
+
+def _strongest_angle(angle_of: np.ndarray, points_xy: np.ndarray, responses: np.ndarray,
+                     rotations: np.ndarray) -> np.ndarray:
+    """For each candidate, whether its own angle gives the strongest line response at its midpoint.
+
+    points_xy: (n, 2) half-res window px; responses: (n_angles, D, D); rotations: (n_angles, 2, 3).
+    A candidate failing this is a side lobe of a line at another angle. Returns (n,) bool.
+    """
+    n_angles, size = responses.shape[0], responses.shape[1]
+    turned = np.einsum("aij,nj->nai", rotations[:, :, :2], points_xy) + rotations[None, :, :, 2]  # (n, A, 2)
+    cols = np.clip(np.rint(turned[..., 0]).astype(int), 1, size - 2)
+    rows = np.clip(np.rint(turned[..., 1]).astype(int), 1, size - 2)
+    best = np.full(cols.shape, -np.inf, np.float32)
+    a = np.arange(n_angles)[None, :]
+    for dy in (-1, 0, 1):  # 3x3 neighbourhood max, vectorised over candidates and angles
+        for dx in (-1, 0, 1):
+            best = np.maximum(best, responses[a, rows + dy, cols + dx])
+    own = best[np.arange(len(angle_of)), angle_of]
+    return own >= 0.9 * best.max(axis=1)
+
+
+def _merge(lines: list[_Line]) -> list[_Line]:
+    """Drop lines that lie along a stronger one (the same scratch seen at a neighbouring angle)."""
+    kept: list[_Line] = []
+    for line in lines:
+        direction = line.p1 - line.p0
+        length = float(np.hypot(*direction))
+        duplicate = False
+        for i, other in enumerate(kept):
+            od = other.p1 - other.p0
+            olen = float(np.hypot(*od))
+            if length == 0 or olen == 0:
+                continue
+            cos = abs(float(np.dot(direction, od)) / (length * olen))
+            if cos < math.cos(math.radians(20)):
+                continue
+            mid = (line.p0 + line.p1) / 2
+            if _point_segment_distance(mid, other.p0, other.p1) <= 6.0:
+                # same scratch: extend the stronger one to cover both along its direction
+                unit = od / olen
+                ts = [float(np.dot(q - other.p0, unit)) for q in (line.p0, line.p1, other.p0, other.p1)]
+                lo, hi = min(ts), max(ts)
+                kept[i] = _Line(other.p0 + unit * lo, other.p0 + unit * hi, other.snr)
+                duplicate = True
+                break
+        if not duplicate:
+            kept.append(line)
+    return kept
+
+
+def _point_segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    t = float(np.clip(np.dot(q - a, ab) / max(float(np.dot(ab, ab)), 1e-9), 0.0, 1.0))
+    return float(np.hypot(*(a + t * ab - q)))
+
+
+def _refine(line: _Line, dark: np.ndarray, bright: np.ndarray, usable: np.ndarray, psf_sigma_px: float,
+            p, um_per_px: float):
+    """Follow a line candidate at full resolution: (polyline (k, 2), width px, signed contrast, snr) or None."""
+    direction = line.p1 - line.p0
+    length = float(np.hypot(*direction))
+    if length < 2:
+        return None
+    unit = direction / length
+    normal = np.array([-unit[1], unit[0]])
+    reach = p.max_width_um / um_per_px / 2 + 3 * psf_sigma_px + 3  # half-width of the across-profile window
+    pad = p.line_length_um / um_per_px  # the half-res ends are blurred by the line filter: look beyond them
+    t = np.arange(-pad, length + pad + 0.5, 1.0)
+    s = np.arange(-reach, reach + 0.25, 0.5)
+    map_x = (line.p0[0] + t[:, None] * unit[0] + s[None, :] * normal[0]).astype(np.float32)
+    map_y = (line.p0[1] + t[:, None] * unit[1] + s[None, :] * normal[1]).astype(np.float32)
+    inside = cv2.remap(usable.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST, borderValue=0)
+    best = None
+    for sign, residual in ((-1.0, dark), (1.0, bright)):
+        prof = cv2.remap(residual, map_x, map_y, cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
+        prof[inside == 0] = np.nan
+        found = _follow(prof, t, s, psf_sigma_px, p, um_per_px)
+        if found is not None and (best is None or found[3] > best[3][3]):
+            best = (sign, prof, map_x, found)
+    if best is None:
+        return None
+    sign, _, _, (t_lo, t_hi, offsets, snr, width_px, peak) = best
+    # polyline: centre offsets along the kept stretch, as frame-window points
+    ts = np.linspace(t_lo, t_hi, max(2, min(12, int((t_hi - t_lo) / 8) + 2)))
+    off = np.polyval(offsets, ts)
+    pts = line.p0[None, :] + ts[:, None] * unit[None, :] + off[:, None] * normal[None, :]
+    return pts, width_px, sign * peak, snr
+
+
+def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float, p, um_per_px: float):
+    """Along-line extent, centre path, width and contrast of one polarity; None if it is not a line.
+
+    prof: (n_t, n_s) residual sampled along (rows, 1 px apart) and across (columns, 0.5 px
+    apart) the candidate line; NaN outside the inspected area.
+    """
+    valid_rows = np.isfinite(prof).all(axis=1)
+    if valid_rows.sum() < 4:
+        return None
+    filled = np.where(np.isfinite(prof), prof, 0.0).astype(np.float32)
+    # background level and per-sample noise: the profile's outer columns, away from the line
+    edge_cols = np.concatenate([filled[valid_rows, :4].ravel(), filled[valid_rows, -4:].ravel()])
+    level = float(np.median(edge_cols))
+    noise = max(1.4826 * float(np.median(np.abs(edge_cols - level))), 0.5)
+    centred = filled - level
+    # average along the line first, so the centre is followed on signal, not on noise
+    along_px = max(5, int(p.line_length_um / um_per_px / 2))
+    along = cv2.blur(centred, (1, along_px), borderType=cv2.BORDER_REFLECT)
+    reach = p.max_width_um / um_per_px / 2 + 2 * psf_sigma_px + 2
+    band = np.flatnonzero(np.abs(s) <= reach)
+    peak_col = band[np.argmax(along[:, band], axis=1)]
+    peak_val = along[np.arange(len(t)), peak_col]
+    floor = max(4.0 * noise / math.sqrt(along_px), 0.5 * p.min_contrast_grey)
+    present = valid_rows & (peak_val > floor)
+    if present.sum() < 3:
+        return None
+    idx = np.flatnonzero(present)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > along_px) + 1)  # gaps shorter than the average allowed
+    rows = max(runs, key=len)
+    t_lo, t_hi = float(t[rows[0]]), float(t[rows[-1]])
+    if (t_hi - t_lo) * um_per_px < p.min_length_um:
+        return None
+    offsets_px = s[peak_col[rows]]
+    deg = 2 if len(rows) >= 3 * along_px else 1
+    coeffs = np.polyfit(t[rows], offsets_px, deg, w=np.clip(peak_val[rows], 1e-3, None))
+    # straighten: shift each row so the fitted centre sits at s = 0, then average across rows
+    step = float(s[1] - s[0])
+    shift_cols = (np.polyval(coeffs, t[rows]) / step).astype(np.float32)
+    map_x = np.arange(len(s), dtype=np.float32)[None, :] + shift_cols[:, None]
+    map_y = np.repeat(rows.astype(np.float32)[:, None], len(s), axis=1)
+    aligned = cv2.remap(centred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    mean_prof = np.median(aligned, axis=0)  # the median ignores where another scratch crosses
+    width_px, peak = width_from_profile(mean_prof, s, psf_sigma_px)
+    if width_px is None or width_px * um_per_px > p.max_width_um:
+        return None
+    typical = float(np.median(peak_val[rows]))  # robust to the bright spot where another scratch crosses
+    snr = typical / noise * math.sqrt(len(rows))
+    if snr < p.k_sigma or peak < p.min_contrast_grey:
+        return None
+    return t_lo, t_hi, coeffs, snr, width_px, peak
+
+
+def width_from_profile(profile: np.ndarray, s: np.ndarray, psf_sigma_px: float) -> tuple[float | None, float]:
+    """Width (px) of a bar from its blurred across-profile: (width, peak) or (None, peak).
+
+    A bar of width w and contrast c blurred by a Gaussian of sigma has area c * w and peak
+    c * erf(w / (2 sqrt(2) sigma)); their ratio depends on w alone and is solved for it.
+    profile: samples at offsets `s` (px, uniform step) with the background level at 0.
+    """
+    step = float(s[1] - s[0])
+    peak_i = int(np.argmax(profile))
+    peak = float(profile[peak_i])
+    if peak <= 0:
+        return None, peak
+    # integrate the contiguous positive lobe around the peak
+    lo = peak_i
+    while lo > 0 and profile[lo - 1] > 0:
+        lo -= 1
+    hi = peak_i
+    while hi < len(profile) - 1 and profile[hi + 1] > 0:
+        hi += 1
+    area = float(profile[lo:hi + 1].sum() * step)
+    ratio = area / peak
+    sigma = max(psf_sigma_px, 0.3)
+    widths = np.linspace(0.05, 60.0, 1200)
+    ratios = widths / erf(widths / (2 * math.sqrt(2) * sigma))
+    if ratio <= ratios[0]:
+        return float(widths[0]), peak
+    return float(np.interp(ratio, ratios, widths)), peak

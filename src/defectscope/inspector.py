@@ -1,0 +1,167 @@
+"""The pipeline: decode -> locate -> gate -> detect -> fuse -> measure -> judge -> Report.
+
+`Inspector` is the only object that holds state (the loaded profile and the configured
+detectors). `inspect()` leaves it unchanged, so one Inspector serves a whole batch or a
+service. It is also the one place where a failed stage becomes UNDETERMINED with a reason:
+a `DefectscopeError` says why in its message; anything else is logged with its traceback and
+reported as an internal error. Never PASS what was not inspected.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .detect.base import Detector
+from .detect.fuse import fuse
+from .detect.region import RegionDetector
+from .detect.scratch import ScratchDetector
+from .errors import DefectscopeError
+from .geometry import EdgeFit, locate_fiber, square_pixels
+from .imageio import decode_frame, frame_from_array, read_frame
+from .judge import judge, undetermined
+from .measure import measure
+from .profile import Profile, load_profile
+from .quality import assess_quality
+from .records import Frame, Geometry, ImageInfo, Quality, Report
+
+__all__ = ["Inspector", "Inspection"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """A report and the frame it refers to (resampled to square pixels when the camera's are not)."""
+
+    report: Report
+    frame: Frame | None
+
+
+class Inspector:
+    """Inspects end faces against one profile.
+
+    >>> report = Inspector.from_profile("iec-sm-upc").inspect("endface.png")   # doctest: +SKIP
+    """
+
+    def __init__(self, profile: Profile, *, um_per_px: float | None = None,
+                 detectors: list[Detector] | None = None):
+        if um_per_px is not None and not um_per_px > 0:
+            raise ValueError(f"um_per_px must be > 0, got {um_per_px}")
+        self.profile = profile
+        self.um_per_px = um_per_px
+        self.detectors: list[Detector] = detectors if detectors is not None else _default_detectors(profile)
+
+    @classmethod
+    def from_profile(cls, name_or_path: str | Path = "iec-sm-upc", *, um_per_px: float | None = None,
+                     cladding_um: float | None = None) -> Inspector:
+        """An Inspector for a shipped profile name or a YAML path.
+
+        um_per_px: calibrate from the user's value instead of the nominal cladding diameter
+        (it is still checked against the fitted cladding). cladding_um: override the profile's
+        nominal cladding diameter (e.g. 140 for a 140 um fiber).
+        """
+        profile = load_profile(name_or_path)
+        if cladding_um is not None:
+            profile = profile.with_cladding_um(cladding_um)
+        return cls(profile, um_per_px=um_per_px)
+
+    def inspect(self, source: str | Path | bytes | np.ndarray | Frame, *, name: str | None = None) -> Report:
+        """Inspect an image file path, encoded bytes, a (H, W[, C]) array or a Frame."""
+        return self.run(source, name=name).report
+
+    def run(self, source: str | Path | bytes | np.ndarray | Frame, *, name: str | None = None) -> Inspection:
+        """Like `inspect`, also returning the frame the report's coordinates refer to."""
+        t0 = time.perf_counter()
+        label = name or (str(source) if isinstance(source, (str, Path)) else getattr(source, "source", "<array>"))
+        try:
+            frame = _to_frame(source, label)
+        except DefectscopeError as exc:
+            report = self._undetermined(ImageInfo(path=label, width=0, height=0), [str(exc)],
+                                        {"total": _ms(t0)})
+            return Inspection(report, None)
+        try:
+            return self._inspect_frame(frame, t0)
+        except DefectscopeError as exc:
+            reasons = [str(exc)]
+        except Exception as exc:  # the single boundary: log it, never let it become a PASS
+            log.exception("inspection.internal_error", extra={"source": frame.source})
+            reasons = [f"internal error ({type(exc).__name__}: {exc}); the part was not inspected"]
+        report = self._undetermined(_image_info(frame), reasons, {"decode": frame.decode_ms, "total": _ms(t0)})
+        return Inspection(report, frame)
+
+    def _inspect_frame(self, frame: Frame, t0: float) -> Inspection:
+        timing = {"decode": round(frame.decode_ms, 3)}
+        info = _image_info(frame)
+        t = time.perf_counter()
+        geometry, fit = self._locate(frame)
+        if geometry.pixel_aspect != 1.0:
+            aspect = geometry.pixel_aspect
+            frame = square_pixels(frame, aspect)
+            geometry, fit = self._locate(frame)
+            geometry = geometry.model_copy(update={"pixel_aspect": round(aspect, 4)})
+        timing["locate"] = _ms(t)
+
+        quality = assess_quality(frame, geometry, fit, self.profile.quality)
+        if not quality.ok:
+            timing["total"] = _ms(t0)
+            report = self._undetermined(info, list(quality.issues), timing, geometry=geometry, quality=quality)
+            return Inspection(report, frame)
+
+        t = time.perf_counter()
+        maps = [detector(frame, geometry) for detector in self.detectors]
+        timing["detect"] = _ms(t)
+        t = time.perf_counter()
+        candidates = fuse(maps, min_scratch_length_px=self.profile.detection.scratch.min_length_um / geometry.um_per_px)
+        defects = measure(candidates, geometry)
+        timing["measure"] = _ms(t)
+        verdict = judge(defects, self.profile)
+        timing["total"] = _ms(t0)
+        report = Report(image=info, profile=self.profile.name, um_per_px=geometry.um_per_px, geometry=geometry,
+                        quality=quality, defects=tuple(defects), verdict=verdict, timing_ms=timing,
+                        version=__version__)
+        log.debug("inspection.done", extra={"source": frame.source, "status": verdict.status.value,
+                                            "n_defects": len(defects), "latency_ms": timing["total"]})
+        return Inspection(report, frame)
+
+    def _locate(self, frame: Frame) -> tuple[Geometry, EdgeFit]:
+        return locate_fiber(frame, self.profile, um_per_px=self.um_per_px)
+
+    def _undetermined(self, info: ImageInfo, reasons: list[str], timing: dict[str, float], *,
+                      geometry: Geometry | None = None, quality: Quality | None = None) -> Report:
+        quality = quality or Quality(ok=False, issues=tuple(reasons))
+        verdict = undetermined(reasons, self.profile)
+        return Report(image=info, profile=self.profile.name, um_per_px=geometry.um_per_px if geometry else None,
+                      geometry=geometry, quality=quality, verdict=verdict, timing_ms=timing, version=__version__)
+
+
+def _default_detectors(profile: Profile) -> list[Detector]:
+    detectors: list[Detector] = [RegionDetector(profile.detection)]
+    if profile.detection.scratch.enabled:
+        detectors.append(ScratchDetector(profile.detection))
+    return detectors
+
+
+def _to_frame(source, label: str) -> Frame:
+    if isinstance(source, Frame):
+        return source
+    if isinstance(source, (str, Path)):
+        return read_frame(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_frame(bytes(source), source=label)
+    if isinstance(source, np.ndarray):
+        return frame_from_array(source, source=label)
+    raise TypeError(f"cannot inspect a {type(source).__name__}; give a path, bytes, an array or a Frame")
+
+
+def _image_info(frame: Frame) -> ImageInfo:
+    return ImageInfo(path=frame.source, width=frame.width, height=frame.height, sha256=frame.sha256)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1e3, 3)
