@@ -18,6 +18,8 @@ import numpy as np
 
 from . import __version__
 from .detect.base import Detector
+from .detect.blob import BlobDetector
+from .detect.chip import ChipDetector
 from .detect.fuse import fuse
 from .detect.region import RegionDetector
 from .detect.scratch import ScratchDetector
@@ -117,7 +119,8 @@ class Inspector:
         maps = [detector(frame, geometry) for detector in self.detectors]
         timing["detect"] = _ms(t)
         t = time.perf_counter()
-        candidates = fuse(maps, min_scratch_length_px=self.profile.detection.scratch.min_length_um / geometry.um_per_px)
+        candidates = fuse(maps, min_scratch_length_px=self.profile.detection.scratch.min_length_um / geometry.um_per_px,
+                          merge_gap_px=self.profile.detection.merge_gap_um / geometry.um_per_px)
         defects = measure(candidates, geometry)
         timing["measure"] = _ms(t)
         verdict = judge(defects, self.profile)
@@ -144,6 +147,10 @@ def _default_detectors(profile: Profile) -> list[Detector]:
     detectors: list[Detector] = [RegionDetector(profile.detection)]
     if profile.detection.scratch.enabled:
         detectors.append(ScratchDetector(profile.detection))
+    if profile.detection.oil.enabled:
+        detectors.append(BlobDetector(profile.detection))
+    if profile.detection.chip.enabled:
+        detectors.append(ChipDetector(profile.detection))
     return detectors
 
 

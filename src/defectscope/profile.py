@@ -119,26 +119,34 @@ class ScratchParams(_Model):
     line_length_um: float = Field(default=16.0, gt=0)  # averaging length: longer finds fainter, straighter lines
     window_um: float = Field(default=20.0, gt=0)  # rank window: must exceed the widest scratch
     k_sigma: float = Field(default=6.0, gt=0)  # line response threshold in noise units of the line average
-    min_contrast_grey: float = Field(default=4.0, ge=0)  # mean contrast along the line
+    min_contrast_grey: float = Field(default=4.0, ge=0)  # peak contrast across a thin line
+    wide_um: float = Field(default=2.0, gt=0)
+    min_contrast_wide_grey: float = Field(default=10.0, ge=0)  # for lines at least `wide_um` wide
     min_length_um: float = Field(default=8.0, gt=0)
+    min_elongation: float = Field(default=4.0, gt=1)  # length over width
     max_width_um: float = Field(default=10.0, gt=0)
 
 
 class OilParams(_Model):
-    """Oil and wet films: large, soft, low-contrast regions at reduced resolution."""
+    """Large features -- big particles, oil and wet films -- against a per-domain median background."""
 
     enabled: bool = True
-    k_sigma: float = Field(default=5.0, gt=0)
+    window_um: float = Field(default=120.0, gt=0)  # median window: features up to ~0.8x this are found
+    k_sigma: float = Field(default=6.0, gt=0)
     min_contrast_grey: float = Field(default=6.0, ge=0)
-    min_size_um: float = Field(default=15.0, gt=0)
+    min_size_um: float = Field(default=10.0, gt=0)  # smaller ones are the region detector's
+    max_oil_contrast_grey: float = Field(default=35.0, gt=0)  # fainter and soft-edged: oil, else a particle
 
 
 class ChipParams(_Model):
-    """Chips: inward notches in the cladding edge."""
+    """Chips: pieces missing from the cladding edge, against the edge's median profile."""
 
     enabled: bool = True
-    min_depth_um: float = Field(default=1.5, gt=0)
+    max_depth_um: float = Field(default=12.0, gt=0)  # how far inside the edge to look
+    min_depth_um: float = Field(default=0.8, gt=0)
     min_arc_um: float = Field(default=2.0, gt=0)
+    k_sigma: float = Field(default=5.0, gt=0)
+    min_contrast_grey: float = Field(default=10.0, ge=0)
 
 
 class DetectionParams(_Model):
@@ -148,6 +156,10 @@ class DetectionParams(_Model):
     edge_guard_inner_um: float = Field(default=5.0, ge=0)
     edge_guard_outer_um: float = Field(default=3.0, ge=0)
     core_guard_um: float = Field(default=1.5, ge=0)
+    merge_gap_um: float = Field(default=1.5, ge=0)  # region fragments closer than this are one feature
+    # A feature straddling the outer edge of the last zone is judged there at its full size, so
+    # detectors look this far beyond it; measurement keeps only what touches a zone.
+    outer_margin_um: float = Field(default=30.0, ge=0)
     region: RegionParams = RegionParams()
     scratch: ScratchParams = ScratchParams()
     oil: OilParams = OilParams()

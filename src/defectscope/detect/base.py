@@ -15,7 +15,7 @@ import numpy as np
 from ..profile import DetectionParams
 from ..records import CandidateMap, Frame, Geometry
 
-__all__ = ["Detector", "Window", "inspection_window", "fiber_guards", "zone_label_map", "rank_residuals", "zone_noise",
+__all__ = ["Detector", "Window", "detection_radius_px", "inspection_window", "fiber_guards", "zone_label_map", "rank_residuals", "zone_noise",
            "components", "GUARD", "OUTSIDE"]
 
 OUTSIDE = 0  # zone_label_map: not inspected (outside the contact zone or the frame)
@@ -48,9 +48,15 @@ class Window:
         return xy[0] - self.x0, xy[1] - self.y0
 
 
-def inspection_window(geometry: Geometry, frame_hw: tuple[int, int], *, margin_px: int = 2) -> Window:
-    """The frame window holding the outermost zone (clipped to the frame)."""
-    r = geometry.zones[-1].outer_radius_px + margin_px
+def detection_radius_px(geometry: Geometry, params: DetectionParams) -> float:
+    """How far from the fiber centre detectors look: the last zone plus `outer_margin_um`."""
+    return geometry.zones[-1].outer_radius_px + params.outer_margin_um / geometry.um_per_px
+
+
+def inspection_window(geometry: Geometry, frame_hw: tuple[int, int], params: DetectionParams, *,
+                      margin_px: int = 2) -> Window:
+    """The frame window holding the detection radius plus `margin_px` (clipped to the frame)."""
+    r = detection_radius_px(geometry, params) + margin_px
     cx, cy = geometry.center_xy
     x0, y0 = max(0, int(np.floor(cx - r))), max(0, int(np.floor(cy - r)))
     x1, y1 = min(frame_hw[1], int(np.ceil(cx + r)) + 1), min(frame_hw[0], int(np.ceil(cy + r)) + 1)
@@ -71,8 +77,10 @@ def fiber_guards(geometry: Geometry, params: DetectionParams) -> tuple[Guard, ..
 
 
 def zone_label_map(geometry: Geometry, window: Window, *, guards: tuple[Guard, ...] = (),
-                   scale: float = 1.0) -> np.ndarray:
+                   outer_radius_px: float | None = None, scale: float = 1.0) -> np.ndarray:
     """Zone index + 1 per pixel of `window`, OUTSIDE beyond the last zone, GUARD on guard annuli.
+
+    outer_radius_px: extend the last zone's label out to this radius (the detection margin).
 
     guards: (centre_xy, radius px, inward px, outward px) annuli hiding the fiber's own circular edges.
     scale: pixel size of the map relative to the frame (0.5 = half resolution).
@@ -88,7 +96,10 @@ def zone_label_map(geometry: Geometry, window: Window, *, guards: tuple[Guard, .
 
     centre = scaled(geometry.center_xy)
     for i in range(len(geometry.zones) - 1, -1, -1):  # outermost first; inner zones paint over
-        r = int(round(geometry.zones[i].outer_radius_px * scale * _ONE))
+        outer = geometry.zones[i].outer_radius_px
+        if i == len(geometry.zones) - 1 and outer_radius_px is not None:
+            outer = max(outer, outer_radius_px)
+        r = int(round(outer * scale * _ONE))
         cv2.circle(labels, centre, r, i + 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
     for guard_centre, radius, inward, outward in guards:
         mid = (radius + (outward - inward) / 2) * scale

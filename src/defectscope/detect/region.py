@@ -18,7 +18,8 @@ import numpy as np
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import components, fiber_guards, inspection_window, rank_residuals, zone_label_map, zone_noise
+from .base import (components, detection_radius_px, fiber_guards, inspection_window, rank_residuals,
+                   zone_label_map, zone_noise)
 
 __all__ = ["RegionDetector"]
 
@@ -35,9 +36,10 @@ class RegionDetector:
     def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
         p = self.params
         window_px = max(5, int(round(p.window_um / geometry.um_per_px)))
-        win = inspection_window(geometry, frame.pixels.shape, margin_px=window_px // 2 + 2)
+        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2)
         roi = cv2.GaussianBlur(win.crop(frame.pixels), (3, 3), 0)  # matched to the optics' blur, halves the noise
-        labels = zone_label_map(geometry, win, guards=fiber_guards(geometry, self.detection))
+        labels = zone_label_map(geometry, win, guards=fiber_guards(geometry, self.detection),
+                                outer_radius_px=detection_radius_px(geometry, self.detection))
         n_zones = len(geometry.zones)
         dark, bright = rank_residuals(roi, window_px=window_px)
         min_area_px = max(1, int(np.pi * (0.5 * p.min_size_um / geometry.um_per_px) ** 2))

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.ndimage import median_filter, uniform_filter1d
 from scipy.special import erf
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import GUARD, OUTSIDE, Window, components, fiber_guards, inspection_window, rank_residuals, \
-    zone_label_map, zone_noise
+from .base import (GUARD, OUTSIDE, Window, components, detection_radius_px, fiber_guards, inspection_window,
+                   rank_residuals, zone_label_map, zone_noise)
 
 __all__ = ["ScratchDetector", "width_from_profile"]
 
@@ -53,14 +54,14 @@ class ScratchDetector:
         p = self.params
         um = geometry.um_per_px
         length_px = max(6, int(round(p.line_length_um / um)))
-        win = inspection_window(geometry, frame.pixels.shape, margin_px=4)
+        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=4)
         roi = win.crop(frame.pixels)
         if not p.enabled:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
         lines = self._find(roi, geometry, win, guards, length_px)
         dark, bright = rank_residuals(cv2.GaussianBlur(roi, (3, 3), 0), window_px=int(p.window_um / um))
-        labels_full = zone_label_map(geometry, win, guards=guards)
+        labels_full = zone_label_map(geometry, win, guards=guards, outer_radius_px=detection_radius_px(geometry, self.detection))
         usable = (labels_full != OUTSIDE) & (labels_full != GUARD)
         # blur of the residual: the optics' (measured on the cladding edge) and our 3x3 Gaussian's
         psf = math.hypot(geometry.edge_sigma_px or _DEFAULT_PSF_SIGMA_PX, _PRE_BLUR_SIGMA_PX)
@@ -101,7 +102,8 @@ class ScratchDetector:
     def _find(self, roi: np.ndarray, geometry: Geometry, win: Window, guards, length_px: int) -> list[_Line]:
         """Line candidates from oriented box averages of the half-resolution residual."""
         p = self.params
-        labels = zone_label_map(geometry, win, guards=guards, scale=0.5)
+        labels = zone_label_map(geometry, win, guards=guards, scale=0.5,
+                                outer_radius_px=detection_radius_px(geometry, self.detection))
         half = cv2.resize(roi, labels.shape[::-1], interpolation=cv2.INTER_AREA)
         dark, bright = rank_residuals(half, window_px=int(p.window_um / geometry.um_per_px / 2))
         n_zones = len(geometry.zones)
@@ -216,35 +218,71 @@ def _point_segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> floa
 
 def _refine(line: _Line, dark: np.ndarray, bright: np.ndarray, usable: np.ndarray, psf_sigma_px: float,
             p, um_per_px: float):
-    """Follow a line candidate at full resolution: (polyline (k, 2), width px, signed contrast, snr) or None."""
-    direction = line.p1 - line.p0
+    """Follow a line candidate at full resolution: (polyline (k, 2), width px, signed contrast, snr) or None.
+
+    The half-resolution candidate may cover only part of a scratch (its contrast can change
+    from fiber to ferrule): while the scratch is still seen at an end of the sampled stretch,
+    the stretch is extended along the scratch's own fitted chord.
+    """
+    pad = p.line_length_um / um_per_px  # the half-res ends are blurred by the line filter: look beyond them
+    p0, p1 = line.p0.astype(np.float64), line.p1.astype(np.float64)
+    before = after = pad
+    found = None
+    for _ in range(8):
+        attempt = _follow_chord(p0, p1, before, after, dark, bright, usable, psf_sigma_px, p, um_per_px)
+        if attempt is None:
+            break
+        found = attempt
+        pts, _, _, _, grow_lo, grow_hi = attempt
+        if not (grow_lo or grow_hi):
+            break
+        p0, p1 = pts[0], pts[-1]
+        span = float(np.hypot(*(p1 - p0)))
+        before = max(pad, 0.5 * span) if grow_lo else pad
+        after = max(pad, 0.5 * span) if grow_hi else pad
+    if found is None:
+        return None
+    pts, width_px, contrast, snr, _, _ = found
+    return pts, width_px, contrast, snr
+
+
+def _follow_chord(p0: np.ndarray, p1: np.ndarray, before: float, after: float, dark: np.ndarray, bright: np.ndarray,
+                  usable: np.ndarray, psf_sigma_px: float, p, um_per_px: float):
+    """Sample across the chord p0-p1 (extended by `before`/`after` px) and follow the stronger polarity.
+
+    Returns (polyline, width px, signed contrast, snr, still seen at start, still seen at end) or None.
+    """
+    direction = p1 - p0
     length = float(np.hypot(*direction))
     if length < 2:
         return None
     unit = direction / length
     normal = np.array([-unit[1], unit[0]])
     reach = p.max_width_um / um_per_px / 2 + 3 * psf_sigma_px + 3  # half-width of the across-profile window
-    pad = p.line_length_um / um_per_px  # the half-res ends are blurred by the line filter: look beyond them
-    t = np.arange(-pad, length + pad + 0.5, 1.0)
+    t = np.arange(-before, length + after + 0.5, 1.0)
     s = np.arange(-reach, reach + 0.25, 0.5)
-    map_x = (line.p0[0] + t[:, None] * unit[0] + s[None, :] * normal[0]).astype(np.float32)
-    map_y = (line.p0[1] + t[:, None] * unit[1] + s[None, :] * normal[1]).astype(np.float32)
+    map_x = (p0[0] + t[:, None] * unit[0] + s[None, :] * normal[0]).astype(np.float32)
+    map_y = (p0[1] + t[:, None] * unit[1] + s[None, :] * normal[1]).astype(np.float32)
     inside = cv2.remap(usable.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST, borderValue=0)
     best = None
     for sign, residual in ((-1.0, dark), (1.0, bright)):
         prof = cv2.remap(residual, map_x, map_y, cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
         prof[inside == 0] = np.nan
         found = _follow(prof, t, s, psf_sigma_px, p, um_per_px)
-        if found is not None and (best is None or found[3] > best[3][3]):
-            best = (sign, prof, map_x, found)
+        if found is not None and (best is None or found[3] > best[1][3]):
+            best = (sign, found)
     if best is None:
         return None
-    sign, _, _, (t_lo, t_hi, offsets, snr, width_px, peak) = best
+    sign, (t_lo, t_hi, offsets, snr, width_px, peak) = best
     # polyline: centre offsets along the kept stretch, as frame-window points
     ts = np.linspace(t_lo, t_hi, max(2, min(12, int((t_hi - t_lo) / 8) + 2)))
     off = np.polyval(offsets, ts)
-    pts = line.p0[None, :] + ts[:, None] * unit[None, :] + off[:, None] * normal[None, :]
-    return pts, width_px, sign * peak, snr
+    pts = p0[None, :] + ts[:, None] * unit[None, :] + off[:, None] * normal[None, :]
+    margin = max(4.0, 0.25 * p.line_length_um / um_per_px)
+    seen = inside.any(axis=1)  # rows that reach data at all: beyond the window there is nothing to follow
+    grow_lo = t_lo <= t[0] + margin and seen[0]
+    grow_hi = t_hi >= t[-1] - margin and seen[-1]
+    return pts, width_px, sign * peak, snr, grow_lo, grow_hi
 
 
 def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float, p, um_per_px: float):
@@ -269,21 +307,47 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     band = np.flatnonzero(np.abs(s) <= reach)
     peak_col = band[np.argmax(along[:, band], axis=1)]
     peak_val = along[np.arange(len(t)), peak_col]
-    floor = max(4.0 * noise / math.sqrt(along_px), 0.5 * p.min_contrast_grey)
-    present = valid_rows & (peak_val > floor)
+    # the centre line is fitted on rows where the line clearly stands out; elsewhere the
+    # argmax would sit on the largest noise bump and bias every later measurement upwards
+    strong = valid_rows & (peak_val > max(6.0 * noise / math.sqrt(along_px), 0.5 * p.min_contrast_grey))
+    if strong.sum() < 3:
+        return None
+    deg = 2 if np.ptp(t[strong]) >= 3 * along_px else 1
+    coeffs = np.polyfit(t[strong], s[peak_col[strong]], deg, w=peak_val[strong])
+    step = float(s[1] - s[0])
+    centre_col = (np.polyval(coeffs, t) - s[0]) / step
+    # presence: a running median of the contrast on the fitted line (unbiased: off the line it
+    # is noise around zero); a mean would let one strong blob stretch a "scratch" beyond it
+    near = np.clip(np.rint(centre_col).astype(int), 1, len(s) - 2)
+    rows_all = np.arange(len(t))
+    on_line = (centred[rows_all, near - 1] + centred[rows_all, near] + centred[rows_all, near + 1]) / 3.0
+    on_line = np.where(valid_rows, on_line, 0.0)
+    raw = median_filter(on_line, size=along_px, mode="nearest")
+    floor = max(3.0 * 1.25 * noise / math.sqrt(3 * along_px), 0.5 * p.min_contrast_grey)
+    inside_fit = (centre_col >= 0) & (centre_col <= len(s) - 1)
+    present = valid_rows & inside_fit & (raw > floor)
     if present.sum() < 3:
         return None
-    idx = np.flatnonzero(present)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > along_px) + 1)  # gaps shorter than the average allowed
+    # rows without data (a guard band, the frame's edge) do not break a scratch: bridge them
+    bridged = present | ~valid_rows
+    idx = np.flatnonzero(bridged)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > along_px) + 1)  # short gaps are allowed too
+    runs = [r[present[r]] for r in runs]  # each run starts and ends where the scratch is seen
     rows = max(runs, key=len)
+    if rows.size < 3:
+        return None
+    # the running median reaches half its window past each end: trim to where a short running
+    # mean of the contrast falls below half the line's typical contrast
+    typical = float(np.median(on_line[rows]))
+    short = uniform_filter1d(on_line, size=5, mode="nearest")
+    ends = np.flatnonzero(short[rows] >= 0.5 * typical)
+    if ends.size < 3:
+        return None
+    rows = rows[ends[0]:ends[-1] + 1]
     t_lo, t_hi = float(t[rows[0]]), float(t[rows[-1]])
     if (t_hi - t_lo) * um_per_px < p.min_length_um:
         return None
-    offsets_px = s[peak_col[rows]]
-    deg = 2 if len(rows) >= 3 * along_px else 1
-    coeffs = np.polyfit(t[rows], offsets_px, deg, w=np.clip(peak_val[rows], 1e-3, None))
     # straighten: shift each row so the fitted centre sits at s = 0, then average across rows
-    step = float(s[1] - s[0])
     shift_cols = (np.polyval(coeffs, t[rows]) / step).astype(np.float32)
     map_x = np.arange(len(s), dtype=np.float32)[None, :] + shift_cols[:, None]
     map_y = np.repeat(rows.astype(np.float32)[:, None], len(s), axis=1)
@@ -292,9 +356,13 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     width_px, peak = width_from_profile(mean_prof, s, psf_sigma_px)
     if width_px is None or width_px * um_per_px > p.max_width_um:
         return None
-    typical = float(np.median(peak_val[rows]))  # robust to the bright spot where another scratch crosses
+    if (t_hi - t_lo) < p.min_elongation * max(width_px, 2.0 * psf_sigma_px):
+        return None  # a blob, however irregular, is the region detector's
+    typical = float(np.median(on_line[rows]))  # robust to the bright spot where another scratch crosses
     snr = typical / noise * math.sqrt(len(rows))
-    if snr < p.k_sigma or peak < p.min_contrast_grey:
+    # a wide line must also be a contrasty one: wide, faint bands are shading and texture
+    min_contrast = p.min_contrast_wide_grey if width_px * um_per_px >= p.wide_um else p.min_contrast_grey
+    if snr < p.k_sigma or peak < min_contrast:
         return None
     return t_lo, t_hi, coeffs, snr, width_px, peak
 
@@ -323,6 +391,6 @@ def width_from_profile(profile: np.ndarray, s: np.ndarray, psf_sigma_px: float) 
     sigma = max(psf_sigma_px, 0.3)
     widths = np.linspace(0.05, 60.0, 1200)
     ratios = widths / erf(widths / (2 * math.sqrt(2) * sigma))
-    if ratio <= ratios[0]:
-        return float(widths[0]), peak
+    if ratio < 0.85 * ratios[0]:
+        return None, peak  # narrower than the optics can draw a line: noise, not a bar
     return float(np.interp(ratio, ratios, widths)), peak

@@ -1,0 +1,5 @@
+"""python -m defectscope: the command line."""
+
+from .cli import main
+
+main()

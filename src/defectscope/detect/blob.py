@@ -1,0 +1,166 @@
+"""Large features -- big particles, contamination, oil and wet films -- against a median background.
+
+Rank filters only see features narrower than their window, and a window wide enough for a
+60 um particle would erase the fiber itself (a 50 um core, a 37 um-wide cladding ring). So
+large features are found against a median background computed at reduced resolution (~1.8 um
+per pixel) separately inside each domain of the fiber -- core disk, cladding ring, ferrule --
+with everything outside the domain filled with the domain's own median. Fiber structure then
+never looks like a defect, and a blob is found as long as it covers less than half of its
+surroundings. Each blob is then cut at half its peak at full resolution against the
+upsampled background, and called oil when it is faint and soft-edged, a particle otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..profile import DetectionParams
+from ..records import CandidateMap, DefectKind, Frame, Geometry
+from .base import components, detection_radius_px, fiber_guards, inspection_window
+
+__all__ = ["BlobDetector"]
+
+_TARGET_UM_PER_PX = 1.8  # working resolution of the background
+
+
+class BlobDetector:
+    name = "blob.median"
+
+    def __init__(self, params: DetectionParams):
+        self.params = params.oil
+        self.detection = params
+
+    def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
+        p = self.params
+        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=2)
+        roi = win.crop(frame.pixels)
+        if not p.enabled:
+            return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
+        step = max(2, round(_TARGET_UM_PER_PX / geometry.um_per_px))
+        small_hw = (max(1, round(roi.shape[0] / step)), max(1, round(roi.shape[1] / step)))
+        small = cv2.resize(roi, small_hw[::-1], interpolation=cv2.INTER_AREA)
+        domains = _domains(geometry, win, small_hw, step, self.detection)
+        window = int(p.window_um / (step * geometry.um_per_px)) | 1
+        background = _domain_median(small, domains, min(window, 255))
+        residual = small.astype(np.float32) - background
+        noise = _domain_noise(residual, domains)
+
+        bg_full = cv2.resize(background, roi.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        res_full = roi.astype(np.float32) - bg_full
+        min_area_small = math.pi * (0.5 * p.min_size_um / (step * geometry.um_per_px)) ** 2
+        out = np.zeros(roi.shape, np.int32)
+        kinds, scores, contrasts = [], [], []
+        for sign in (-1.0, 1.0):
+            signed = sign * residual
+            high = np.maximum(p.k_sigma * noise, p.min_contrast_grey)
+            seeds = ((signed > high) & (domains > 0)).astype(np.uint8)
+            grow = ((signed > 2.5 * noise) & (domains > 0)).astype(np.uint8)
+            n, comp, stats = components(grow)
+            for i in range(1, n):
+                if stats[i, 4] < min_area_small:
+                    continue
+                own = comp == i
+                if not seeds[own].any():
+                    continue
+                found = _cut_at_half_peak(own, sign * res_full, step, noise[own].mean())
+                if found is None:
+                    continue
+                box, mask, peak, soft = found
+                fresh = mask & (out[box] == 0)
+                if fresh.sum() < min_area_small * step * step or _elongated(fresh):
+                    continue  # long and thin is a scratch: the line detector's
+                kinds.append(DefectKind.OIL if peak < p.max_oil_contrast_grey and soft else DefectKind.PARTICLE)
+                out[box][fresh] = len(kinds)
+                scores.append(float(np.clip(peak / (2 * high[own].mean()), 0.5, 1.0)))
+                contrasts.append(sign * peak)
+        return CandidateMap(self.name, (win.x0, win.y0), out, tuple(kinds), np.array(scores, np.float32),
+                            np.array(contrasts, np.float32))
+
+
+def _domains(geometry: Geometry, win, small_hw: tuple[int, int], step: int, params: DetectionParams) -> np.ndarray:
+    """(h, w) uint8 at reduced resolution: 1 core disk, 2 cladding, 3 ferrule (contact zone), 0 elsewhere."""
+    labels = np.zeros(small_hw, np.uint8)
+    scale = 1.0 / step
+
+    def at(xy):
+        x, y = win.local_xy(xy)
+        return int(round(((x + 0.5) * scale - 0.5) * 16)), int(round(((y + 0.5) * scale - 0.5) * 16))
+
+    def disk(xy, radius_px, value):
+        if radius_px > 0:
+            cv2.circle(labels, at(xy), int(round(radius_px * scale * 16)), value, -1, shift=4)
+
+    guards = fiber_guards(geometry, params)
+    (clad_c, clad_r, clad_in, clad_out) = guards[0]
+    disk(clad_c, detection_radius_px(geometry, params), 3)
+    disk(clad_c, clad_r + clad_out + step, 0)
+    disk(clad_c, clad_r - clad_in - step, 2)
+    if len(guards) > 1:
+        core_c, core_r, core_in, core_out = guards[1]
+        disk(core_c, core_r + core_out + step, 0)
+        disk(core_c, core_r - core_in - step, 1)
+    return labels
+
+
+def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.ndarray:
+    """Median background per domain, each filtered with the rest of the image set to its median."""
+    background = np.zeros(small.shape, np.float32)
+    for d in (1, 2, 3):
+        inside = domains == d
+        if not inside.any():
+            continue
+        level = np.median(small[inside])
+        filled = np.where(inside, small, np.uint8(level))
+        background[inside] = cv2.medianBlur(filled, max(3, window))[inside]
+    return background
+
+
+def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
+    """Per-pixel robust noise (1.4826 MAD of the residual in its domain), with a floor of 1 grey."""
+    noise = np.ones(residual.shape, np.float32)
+    for d in (1, 2, 3):
+        inside = domains == d
+        if inside.sum() < 16:
+            continue
+        values = residual[inside]
+        noise[inside] = max(1.0, 1.4826 * float(np.median(np.abs(values - np.median(values)))))
+    return noise
+
+
+def _elongated(mask: np.ndarray, max_ratio: float = 3.0) -> bool:
+    """Whether a mask is much longer than it is wide (its area over its length, as a scratch is)."""
+    ys, xs = np.nonzero(mask)
+    (_, _), (w, h), _ = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+    length = max(w, h) + 1.0
+    return length / max(xs.size / length, 1.0) > max_ratio
+
+
+def _cut_at_half_peak(own_small: np.ndarray, signed_full: np.ndarray, step: int, noise: float):
+    """The blob at full resolution: (box, mask, peak grey, soft-edged?) or None."""
+    ys, xs = np.nonzero(own_small)
+    pad = 2
+    y0, y1 = max(0, (ys.min() - pad) * step), min(signed_full.shape[0], (ys.max() + pad + 1) * step)
+    x0, x1 = max(0, (xs.min() - pad) * step), min(signed_full.shape[1], (xs.max() + pad + 1) * step)
+    box = (slice(y0, y1), slice(x0, x1))
+    near = cv2.resize(own_small[max(0, ys.min() - pad):ys.max() + pad + 1, max(0, xs.min() - pad):xs.max() + pad + 1]
+                      .astype(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * step + 1, 2 * step + 1))) > 0
+    res = cv2.GaussianBlur(signed_full[box], (0, 0), 1.0)
+    if not near.any():
+        return None
+    peak = float(np.percentile(res[near], 99))
+    if peak <= 0:
+        return None
+    half = near & (res >= 0.5 * peak)
+    fifth = near & (res >= max(0.2 * peak, 2 * noise))
+    if not half.any():
+        return None
+    # keep the largest connected piece of the half-peak region
+    n, comp, stats = components(half.astype(np.uint8))
+    biggest = 1 + int(np.argmax(stats[1:, 4])) if n > 1 else 0
+    mask = comp == biggest
+    soft = fifth.sum() > 1.6 * mask.sum()  # soft edges: the 20 % contour lies far outside the 50 % one
+    return box, mask, peak, soft

@@ -1,0 +1,109 @@
+"""Chips: pieces missing from the cladding's edge, found in the edge's own profile.
+
+A band just inside the fitted cladding edge is unwrapped into polar coordinates, one sample
+per pixel of arc. At each radius, the median over all directions is what an intact edge
+looks like there (including its bevel rim); a chip is a run of directions where the band
+departs from it by more than `k_sigma` noise units and `min_contrast_grey`, starting at the
+edge and reaching at least `min_depth_um` inwards over at least `min_arc_um` of arc.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..geometry import polar_unwrap
+from ..profile import DetectionParams
+from ..records import CandidateMap, DefectKind, Frame, Geometry
+from .base import components, inspection_window
+
+__all__ = ["ChipDetector"]
+
+
+class ChipDetector:
+    name = "chip.edge"
+
+    def __init__(self, params: DetectionParams):
+        self.params = params.chip
+        self.detection = params
+
+    def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
+        p = self.params
+        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=2)
+        shape = (win.h, win.w)
+        if not p.enabled:
+            return CandidateMap.empty(self.name, shape, (win.x0, win.y0))
+        radius = geometry.cladding_radius_px
+        depth_px = p.max_depth_um / geometry.um_per_px
+        inner = max(1.0, radius - depth_px)
+        outer = radius - 0.5  # the edge's own blurred step is the geometry's, not a chip
+        n_angles = max(360, int(2 * math.pi * radius))
+        polar, valid = polar_unwrap(frame.pixels, geometry.center_xy, outer, min_radius_px=inner, n_angles=n_angles)
+        polar = cv2.GaussianBlur(polar, (0, 0), sigmaX=0.5, sigmaY=1.5)  # along the arc more than across
+        deviation = polar - _harmonic_background(polar, valid)
+        spread = 1.4826 * np.median(np.abs(deviation), axis=0)
+        noise = np.maximum(spread, 1.0)
+        off = (np.abs(deviation) > np.maximum(p.k_sigma * noise, p.min_contrast_grey)) & valid
+        labels, kinds, scores, contrasts = np.zeros(shape, np.int32), [], [], []
+        if not off.any():
+            return CandidateMap(self.name, (win.x0, win.y0), labels)
+        # start the unwrapped band where it is quietest, so no chip is cut in two by the seam
+        seam = int(np.argmin(off.sum(axis=1)))
+        off, deviation = np.roll(off, -seam, axis=0), np.roll(deviation, -seam, axis=0)
+        n, comp, stats = components(off.astype(np.uint8))
+        rows_edge = off.shape[1] - 1
+        min_arc = p.min_arc_um / geometry.um_per_px
+        min_depth = p.min_depth_um / geometry.um_per_px
+        for i in range(1, n):
+            x, y, w, h, area = stats[i]
+            if x + w - 1 < rows_edge - 1:  # does not reach the edge: an inside defect, not a chip
+                continue
+            if h < min_arc or w < min_depth:
+                continue
+            own = comp[y:y + h, x:x + w] == i
+            # per direction, the radius of the chip's innermost pixel (column j is radius inner + j)
+            r_in = inner + x + np.where(own.any(axis=1), np.argmax(own, axis=1), w) - 0.5
+            contrast = float(np.median(deviation[y:y + h, x:x + w][own]))
+            outline = _outline_xy(geometry, y + seam, r_in, n_angles)
+            poly = np.round((outline - [win.x0, win.y0]) * 16).astype(np.int32)
+            kinds.append(DefectKind.CHIP)
+            cv2.fillPoly(labels, [poly], len(kinds), lineType=cv2.LINE_8, shift=4)
+            scores.append(float(np.clip(abs(contrast) / (2 * p.min_contrast_grey), 0.5, 1.0)))
+            contrasts.append(contrast)
+        return CandidateMap(self.name, (win.x0, win.y0), labels, tuple(kinds), np.array(scores, np.float32),
+                            np.array(contrasts, np.float32))
+
+
+def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) -> np.ndarray:
+    """Per radius, a robust fit over direction of a constant plus first and second harmonics.
+
+    This is an intact edge: its level, a lighting gradient across the fiber, a slight misfit
+    of the circle. A chip spans a small arc and is left out by the reweighting.
+    polar: (n_angles, n_radii). Returns the background, same shape.
+    """
+    n_angles = polar.shape[0]
+    theta = np.arange(n_angles) * (2 * np.pi / n_angles)
+    basis = np.column_stack([np.ones(n_angles), np.cos(theta), np.sin(theta), np.cos(2 * theta), np.sin(2 * theta)])
+    weights = valid.astype(np.float64)
+    for _ in range(n_iter):
+        normal = np.einsum("ai,ac,aj->cij", basis, weights, basis) + 1e-6 * np.eye(5)  # (n_radii, 5, 5)
+        rhs = np.einsum("ai,ac,ac->ci", basis, weights, polar)  # (n_radii, 5)
+        coeffs = np.linalg.solve(normal, rhs[..., None])[..., 0]
+        background = basis @ coeffs.T
+        residual = np.abs(polar - background)
+        scale = 1.4826 * np.median(residual, axis=0) + 0.5
+        weights = valid * (residual < 3.0 * scale)  # drop outliers (chips, dirt) from the next fit
+    return background
+
+
+def _outline_xy(geometry: Geometry, first_angle: int, r_in: np.ndarray, n_angles: int) -> np.ndarray:
+    """Polygon (k, 2) in frame px: the edge arc over the chip's directions, back along its inner boundary."""
+    angles = (first_angle + np.arange(len(r_in))) * (2 * np.pi / n_angles)
+    r_edge = np.full(len(angles), geometry.cladding_radius_px)
+    r_in = np.minimum(r_in, r_edge - 0.5)
+    cx, cy = geometry.center_xy
+    arc = np.column_stack([cx + r_edge * np.cos(angles), cy + r_edge * np.sin(angles)])
+    inside = np.column_stack([cx + r_in * np.cos(angles), cy + r_in * np.sin(angles)])[::-1]
+    return np.vstack([arc, inside])
