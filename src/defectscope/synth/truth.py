@@ -1,8 +1,9 @@
 """Ground truth for one synthetic end face: exact geometry, every defect, expected verdicts.
 
-Written by the generator as ``<stem>.truth.json`` next to ``<stem>.png`` and its defect mask
-``<stem>.mask.png``; read by the evaluator and by tests. Pixel coordinates are (x, y) in the
-image; radial extents are in µm from the fiber centre, so zones can be derived for any profile.
+Written by the generator as ``<stem>.truth.json`` next to ``<stem>.jpg`` (``.png`` when rendered
+without JPEG) and its defect mask ``<stem>.mask.png``; read by the evaluator and by tests. Pixel
+coordinates are (x, y) in the image; radial extents are in µm from the fiber centre, so zones can
+be derived for any profile.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from ..errors import TruthFormatError
 from ..profile import Profile
 from ..records import Defect, DefectKind, Status
 
-__all__ = ["TRUTH_SCHEMA", "TruthGeometry", "TruthDefect", "ExpectedVerdict", "Truth", "read_truth",
-           "zones_touched"]
+__all__ = ["TRUTH_SCHEMA", "TruthGeometry", "TruthDefect", "TruthConditions", "ExpectedVerdict", "Truth",
+           "read_truth", "zones_touched"]
 
 TRUTH_SCHEMA = "defectscope.truth/1"
 
@@ -50,6 +51,17 @@ class TruthDefect(_Model):
     note: str = ""  # e.g. "borderline: 3.5 um scratch in B"
 
 
+class TruthConditions(_Model):
+    """How the image was made, for slicing accuracy by condition (all optional)."""
+
+    variant: str = ""  # look of the frame: "dimension-scope", "mid-grey-vignetted", "dark-ferrule"
+    psf_sigma_px: float | None = None  # Gaussian defocus
+    noise_sigma_grey: float | None = None  # sensor noise std
+    jpeg_quality: int | None = None  # None: stored losslessly
+    ferrule_grey: float | None = None  # nominal levels at the fiber centre, after exposure
+    cladding_grey: float | None = None
+
+
 class ExpectedVerdict(_Model):
     status: Status
     reasons: tuple[str, ...] = ()
@@ -68,6 +80,7 @@ class Truth(_Model):
     geometry: TruthGeometry | None = None  # None when there is no usable fiber (degraded)
     defects: tuple[TruthDefect, ...] = ()
     expected: dict[str, ExpectedVerdict] = Field(default_factory=dict)  # per shipped profile name
+    conditions: TruthConditions | None = None  # optional: how it was rendered (blur, noise, JPEG, look)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
