@@ -121,7 +121,7 @@ class Inspector:
         t = time.perf_counter()
         candidates = fuse(maps, min_scratch_length_px=self.profile.detection.scratch.min_length_um / geometry.um_per_px,
                           merge_gap_px=self.profile.detection.merge_gap_um / geometry.um_per_px)
-        defects = measure(candidates, geometry)
+        defects = measure(candidates, geometry, self.profile)
         timing["measure"] = _ms(t)
         verdict = judge(defects, self.profile)
         timing["total"] = _ms(t0)

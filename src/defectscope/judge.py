@@ -1,7 +1,9 @@
 """Acceptance: apply a profile's per-zone rules to measured defects and give a verdict.
 
 Scratches are sized by width, every other kind by enclosing diameter. A scratch is judged in
-each zone it crosses; any other defect in the innermost zone it touches (`Defect.zone`).
+each zone it crosses; any other defect once, in the zone it touches whose limits are strictest
+for its size (`Defect.zone`, see `strictest_zone`): the innermost zone is not always the strict
+one -- a particle straddling the adhesive zone C (no limit) and the contact zone D is judged in D.
 Contamination-only failures say "clean and re-inspect"; damage says "reject".
 """
 
@@ -13,14 +15,36 @@ from collections.abc import Iterable, Sequence
 from .profile import Profile, SizeBand, ZoneRule
 from .records import CONTAMINATION_KINDS, Defect, DefectKind, Status, Verdict, ZoneVerdict
 
-__all__ = ["judge", "undetermined", "judged_zones", "defect_margin"]
+__all__ = ["judge", "undetermined", "judged_zones", "defect_margin", "strictest_zone"]
 
 
 def judged_zones(defect: Defect) -> tuple[str, ...]:
-    """Zones a defect counts in: every zone a scratch crosses, else the innermost it touches."""
+    """Zones a defect counts in: every zone a scratch crosses, else the one it is judged in (`zone`)."""
     if defect.kind == DefectKind.SCRATCH and defect.zones:
         return defect.zones
     return (defect.zone,)
+
+
+def strictest_zone(profile: Profile, kind: DefectKind, size_um: float, touched: Sequence[str]) -> str:
+    """Of the zones a defect touches, the one whose limits judge it hardest; the innermost on a tie.
+
+    Hardness is the defect's margin there (size over the largest size the zone admits for its
+    class; infinite where none is allowed, zero where the class is not judged).
+    """
+    best, best_margin = touched[0], -1.0
+    for name in touched:
+        rule = _rule(profile, name)
+        if rule is None:
+            continue
+        bands = rule.scratches if kind == DefectKind.SCRATCH else rule.defects
+        if bands == "unlimited":
+            margin = 0.0
+        else:
+            largest = max((b.limit_um for b in bands if b.max_count != 0), default=0.0)
+            margin = float("inf") if largest <= 0 else size_um / largest
+        if margin > best_margin:
+            best, best_margin = name, margin
+    return best
 
 
 def judge(defects: Sequence[Defect], profile: Profile) -> Verdict:

@@ -3,8 +3,8 @@
 - size_um: scratches by width (measured across the line by the detector, or area / length
   for a thin region); every other kind by the diameter of its smallest enclosing circle.
   Pixel masks count pixel centres, so one pixel is added to span their full extent.
-- zones: every zone a defect's pixels reach; it is judged in the innermost (a scratch in
-  every zone it crosses -- see judge.py).
+- zones: every zone a defect's pixels reach; it is judged in the strictest of them for its
+  size (a scratch in every zone it crosses -- see judge.py).
 - centroid_xy is a point on the defect: a scratch's midpoint along its length, else the mask
   pixel nearest the mean (the mean of a crescent can fall off it).
 All conversions go through `geometry.um_per_px`.
@@ -19,13 +19,21 @@ import cv2
 import numpy as np
 
 from .detect.fuse import Candidate
+from .judge import strictest_zone
+from .profile import Profile
 from .records import Defect, DefectKind, Geometry
 
 __all__ = ["measure"]
 
+_ZONE_TOLERANCE_PX = 1.0
 
-def measure(candidates: Sequence[Candidate], geometry: Geometry) -> list[Defect]:
-    """Measure candidates in µm and zone them; candidates outside every zone are dropped."""
+
+def measure(candidates: Sequence[Candidate], geometry: Geometry, profile: Profile) -> list[Defect]:
+    """Measure candidates in µm and zone them; candidates outside every zone are dropped.
+
+    A defect is judged in the zone it touches whose limits are strictest for its size
+    (`judge.strictest_zone`); a scratch in every zone it crosses.
+    """
     defects: list[Defect] = []
     for cand in candidates:
         ys, xs = np.nonzero(cand.mask)
@@ -46,7 +54,7 @@ def measure(candidates: Sequence[Candidate], geometry: Geometry) -> list[Defect]
             _, radius = cv2.minEnclosingCircle(pts)
             size_um, length_um = (2.0 * radius + 1.0) * geometry.um_per_px, None
         defects.append(Defect(
-            id=len(defects) + 1, kind=cand.kind, zone=zones[0], zones=zones,
+            id=len(defects) + 1, kind=cand.kind, zone=strictest_zone(profile, cand.kind, size_um, zones), zones=zones,
             centroid_xy=(round(float(centroid[0]), 2), round(float(centroid[1]), 2)),
             bbox_xywh=(int(fx.min()), int(fy.min()), int(fx.max() - fx.min() + 1), int(fy.max() - fy.min() + 1)),
             area_px=int(xs.size), size_um=round(float(size_um), 3),
@@ -57,8 +65,10 @@ def measure(candidates: Sequence[Candidate], geometry: Geometry) -> list[Defect]
 
 
 def _zones_touched(geometry: Geometry, fx: np.ndarray, fy: np.ndarray) -> tuple[str, ...]:
+    """Zones within a pixel of the mask: where a defect's edge lies is uncertain to about a pixel,
+    and the safe reading of "touches" counts the nearer zone."""
     r = np.hypot(fx - geometry.center_xy[0], fy - geometry.center_xy[1])
-    r_min, r_max = float(r.min()), float(r.max())
+    r_min, r_max = float(r.min()) - _ZONE_TOLERANCE_PX, float(r.max()) + _ZONE_TOLERANCE_PX
     return tuple(z.name for z in geometry.zones if r_min < z.outer_radius_px and r_max >= z.inner_radius_px)
 
 

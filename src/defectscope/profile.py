@@ -131,11 +131,12 @@ class OilParams(_Model):
     """Large features -- big particles, oil and wet films -- against a per-domain median background."""
 
     enabled: bool = True
-    window_um: float = Field(default=120.0, gt=0)  # median window: features up to ~0.8x this are found
+    window_um: float = Field(default=250.0, gt=0)  # local correction of the shading surface
     k_sigma: float = Field(default=6.0, gt=0)
     min_contrast_grey: float = Field(default=6.0, ge=0)
     min_size_um: float = Field(default=10.0, gt=0)  # smaller ones are the region detector's
     max_oil_contrast_grey: float = Field(default=35.0, gt=0)  # fainter and soft-edged: oil, else a particle
+    max_scratch_width_um: float = Field(default=10.0, gt=0)  # long blobs narrower than this are scratches
 
 
 class ChipParams(_Model):

@@ -185,7 +185,7 @@ class Defect(_Record):
 
     id: int = Field(ge=1)
     kind: DefectKind
-    zone: str  # where it is judged; a straddler takes the innermost zone it touches
+    zone: str  # where it is judged; a straddler takes the zone it touches with the strictest limits
     zones: tuple[str, ...] = ()  # every zone it touches (a scratch is judged in each)
     centroid_xy: tuple[float, float]  # a point on the defect itself (scratch: its midpoint along its length)
     bbox_xywh: tuple[int, int, int, int]

@@ -138,7 +138,7 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Defect": {
         "id": "1-based id, unique within the report.",
         "kind": "What the feature is.",
-        "zone": "Zone it is judged in; a feature straddling a boundary takes the innermost zone.",
+        "zone": "Zone it is judged in; a feature straddling a boundary takes the zone it touches whose limits are strictest for its size.",
         "zones": "Every zone it touches; a scratch is judged in each.",
         "centroid_xy": "A point on the feature (x, y) in pixels; for a scratch, its midpoint along its "
                        "length.",

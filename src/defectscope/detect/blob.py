@@ -45,11 +45,17 @@ class BlobDetector:
         domains = _domains(geometry, win, small_hw, step, self.detection)
         window = int(p.window_um / (step * geometry.um_per_px)) | 1
         background = _domain_median(small, domains, min(window, 255))
-        residual = small.astype(np.float32) - background
+        # large features are judged on a lightly smoothed residual: the noise they compete with is
+        # that of their own scale, not of single pixels
+        inside = (domains > 0).astype(np.float32)
+        diff = (small.astype(np.float32) - background) * inside  # nothing from outside the domains
+        residual = cv2.GaussianBlur(diff, (0, 0), 1.0) / np.maximum(cv2.GaussianBlur(inside, (0, 0), 1.0), 1e-3)
+        residual *= inside
         noise = _domain_noise(residual, domains)
 
         bg_full = cv2.resize(background, roi.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        res_full = roi.astype(np.float32) - bg_full
+        in_domain = cv2.resize((domains > 0).astype(np.uint8), roi.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        res_full = np.where(in_domain > 0, roi.astype(np.float32) - bg_full, 0.0)  # guards and beyond: no signal
         min_area_small = math.pi * (0.5 * p.min_size_um / (step * geometry.um_per_px)) ** 2
         out = np.zeros(roi.shape, np.int32)
         kinds, scores, contrasts = [], [], []
@@ -63,14 +69,25 @@ class BlobDetector:
                 if stats[i, 4] < min_area_small:
                     continue
                 own = comp == i
-                if not seeds[own].any():
+                # a seed stands out on its own; a large faint film stands out by its mean over its extent
+                coherent = stats[i, 4] >= 4 * min_area_small and np.percentile(signed[own], 75) >= max(
+                    p.min_contrast_grey, 3.0 * float(noise[own].mean()))
+                if not (seeds[own].any() or coherent):
                     continue
-                found = _cut_at_half_peak(own, sign * res_full, step, noise[own].mean())
+                peak_small = float(np.percentile(signed[own], 90))  # robust: a film may touch a brighter speck
+                if peak_small < p.max_oil_contrast_grey:
+                    # faint: cut on the smoothed low-resolution residual (a film's size is tens of
+                    # um; full resolution only adds noise to its soft edge)
+                    found = _cut_small(own, signed, step, roi.shape, peak_small)
+                else:
+                    found = _cut_at_half_peak(own, sign * res_full, step, noise[own].mean())
                 if found is None:
                     continue
                 box, mask, peak, soft = found
                 fresh = mask & (out[box] == 0)
-                if fresh.sum() < min_area_small * step * step or _elongated(fresh):
+                if fresh.sum() < min_area_small * step * step:
+                    continue
+                if fresh.sum() / _length_px(fresh) * geometry.um_per_px < p.max_scratch_width_um and _elongated(fresh):
                     continue  # long and thin is a scratch: the line detector's
                 kinds.append(DefectKind.OIL if peak < p.max_oil_contrast_grey and soft else DefectKind.PARTICLE)
                 out[box][fresh] = len(kinds)
@@ -106,28 +123,88 @@ def _domains(geometry: Geometry, win, small_hw: tuple[int, int], step: int, para
 
 
 def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.ndarray:
-    """Median background per domain, each filtered with the rest of the image set to its median."""
+    """Background per domain: a robust quadratic surface plus a median of what it leaves.
+
+    The surface (outliers reweighted away) follows shading across the domain and ignores
+    films covering up to about half of it; the median of the residual around it, with the
+    rest of the image set to zero, corrects local shading the surface cannot follow.
+    """
     background = np.zeros(small.shape, np.float32)
+    h, w = small.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    xx, yy = xx / max(w, 1) - 0.5, yy / max(h, 1) - 0.5
+    basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], axis=-1)  # (h, w, 6)
     for d in (1, 2, 3):
         inside = domains == d
-        if not inside.any():
+        if inside.sum() < 12:
             continue
-        level = np.median(small[inside])
-        filled = np.where(inside, small, np.uint8(level))
-        background[inside] = cv2.medianBlur(filled, max(3, window))[inside]
+        # the core disk is small: a quadratic there is flexible enough to fit a film as a dome
+        surface = _robust_surface(small, basis[..., :3] if d == 1 else basis, inside)
+        residual = np.where(inside, small - surface, 0.0)
+        shifted = np.clip(residual + 128.0, 0, 255).astype(np.uint8)
+        local = cv2.medianBlur(shifted, max(3, window)).astype(np.float32) - 128.0
+        background[inside] = (surface + local)[inside]
     return background
 
 
+def _robust_surface(small: np.ndarray, basis: np.ndarray, inside: np.ndarray, n_iter: int = 3) -> np.ndarray:
+    """Quadratic surface fitted to `small` where `inside`, reweighting away outliers (blobs, films)."""
+    sub = (slice(None, None, 2), slice(None, None, 2))  # every other pixel is plenty for six coefficients
+    x = basis[sub][inside[sub]]
+    v = small[sub][inside[sub]].astype(np.float64)
+    keep = np.ones(v.shape, bool)
+    coeffs = np.zeros(basis.shape[-1])
+    for _ in range(n_iter):
+        xk = x[keep]
+        coeffs = np.linalg.solve(xk.T @ xk + 1e-6 * np.eye(xk.shape[1]), xk.T @ v[keep])
+        resid = v - x @ coeffs
+        scale = 1.4826 * np.median(np.abs(resid[keep])) + 0.5
+        keep = np.abs(resid) < 2.5 * scale
+        if keep.sum() < 12:
+            break
+    return (basis @ coeffs).astype(np.float32)
+
+
 def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
-    """Per-pixel robust noise (1.4826 MAD of the residual in its domain), with a floor of 1 grey."""
+    """Per-pixel robust noise: 1.4826 MAD of the residual in its domain, floor 1 grey.
+
+    A small domain (the core) can be a third covered by one film, which then inflates its own
+    MAD: no domain's noise is taken above that of all domains together.
+    """
+    def mad(values: np.ndarray) -> float:
+        return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
     noise = np.ones(residual.shape, np.float32)
+    everywhere = domains > 0
+    if everywhere.sum() < 16:
+        return noise
+    overall = mad(residual[everywhere])
     for d in (1, 2, 3):
         inside = domains == d
         if inside.sum() < 16:
             continue
-        values = residual[inside]
-        noise[inside] = max(1.0, 1.4826 * float(np.median(np.abs(values - np.median(values)))))
+        noise[inside] = max(1.0, min(mad(residual[inside]), overall))
     return noise
+
+
+def _length_px(mask: np.ndarray) -> float:
+    ys, xs = np.nonzero(mask)
+    (_, _), (w, h), _ = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+    return max(w, h) + 1.0
+
+
+def _cut_small(own: np.ndarray, signed: np.ndarray, step: int, full_hw: tuple[int, int], peak: float):
+    """Half-peak cut of a faint blob at low resolution, upsampled: (box, mask, peak, soft) or None."""
+    half = own & (signed >= 0.5 * peak)
+    fifth = own & (signed >= 0.2 * peak)
+    if not half.any():
+        return None
+    ys, xs = np.nonzero(own)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    box = (slice(y0 * step, min(full_hw[0], y1 * step)), slice(x0 * step, min(full_hw[1], x1 * step)))
+    size = (box[1].stop - box[1].start, box[0].stop - box[0].start)
+    mask = cv2.resize(half[y0:y1, x0:x1].astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return box, mask, peak, fifth.sum() > 1.6 * half.sum()
 
 
 def _elongated(mask: np.ndarray, max_ratio: float = 3.0) -> bool:

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import TruthFormatError
+from ..judge import strictest_zone
 from ..profile import Profile
 from ..records import Defect, DefectKind, Status
 
@@ -88,13 +89,17 @@ class Truth(_Model):
         return self.model_dump_json(by_alias=True, indent=1)
 
     def defects_for(self, profile: Profile) -> list[Defect]:
-        """The true defects as `Defect` records zoned for `profile`, ready for `judge`."""
+        """The true defects as `Defect` records zoned for `profile`, ready for `judge`.
+
+        Zoned by the engine's own rule (`judge.strictest_zone`), so truth and inspection agree
+        on where a straddling defect is judged."""
         out = []
         for t in self.defects:
             touched = zones_touched(profile, *t.radial_extent_um)
             if not touched:
                 continue  # entirely outside the inspected area
-            out.append(Defect(id=t.id, kind=t.kind, zone=touched[0], zones=touched, centroid_xy=t.centroid_xy,
+            zone = strictest_zone(profile, t.kind, t.size_um, touched)
+            out.append(Defect(id=t.id, kind=t.kind, zone=zone, zones=touched, centroid_xy=t.centroid_xy,
                               bbox_xywh=(0, 0, 0, 0), area_px=0, size_um=t.size_um, length_um=t.length_um,
                               confidence=1.0, source=("truth",)))
         return out
