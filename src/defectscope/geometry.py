@@ -247,7 +247,7 @@ def _refine_edge(pixels: np.ndarray, centre_xy: tuple[float, float], radius_px: 
     (cx, cy), aspect = centre_xy, 1.0
     expected = np.full(_N_ANGLES, radius_px)
     window = window_px if window_px is not None else max(6.0, 0.1 * radius_px)
-    for _ in range(3):
+    for _ in range(2):  # a wide pass from the coarse circle, then a narrow one about the fit
         r_lo = max(0.0, float(expected.min()) - window - 4)
         polar, valid = polar_unwrap(pixels, (cx, cy), float(expected.max()) + window + 4, min_radius_px=r_lo)
         points_r = r_lo + _edge_points(polar, valid, expected - r_lo, sign, window)

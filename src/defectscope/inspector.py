@@ -119,8 +119,10 @@ class Inspector:
         maps = [detector(frame, geometry) for detector in self.detectors]
         timing["detect"] = _ms(t)
         t = time.perf_counter()
-        candidates = fuse(maps, min_scratch_length_px=self.profile.detection.scratch.min_length_um / geometry.um_per_px,
-                          merge_gap_px=self.profile.detection.merge_gap_um / geometry.um_per_px)
+        params = self.profile.detection
+        candidates = fuse(maps, min_scratch_length_px=params.scratch.min_length_um / geometry.um_per_px,
+                          merge_gap_px=params.merge_gap_um / geometry.um_per_px,
+                          edge_reach_px=(params.chip.max_depth_um + params.edge_guard_outer_um) / geometry.um_per_px)
         defects = measure(candidates, geometry, self.profile)
         timing["measure"] = _ms(t)
         verdict = judge(defects, self.profile)

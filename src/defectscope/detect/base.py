@@ -48,15 +48,17 @@ class Window:
         return xy[0] - self.x0, xy[1] - self.y0
 
 
-def detection_radius_px(geometry: Geometry, params: DetectionParams) -> float:
-    """How far from the fiber centre detectors look: the last zone plus `outer_margin_um`."""
-    return geometry.zones[-1].outer_radius_px + params.outer_margin_um / geometry.um_per_px
+def detection_radius_px(geometry: Geometry, params: DetectionParams, *, margin_um: float | None = None) -> float:
+    """How far from the fiber centre detectors look: the last zone plus `outer_margin_um`
+    (or `margin_um`, for a detector that needs less: a line is seen where it enters the zone)."""
+    margin = params.outer_margin_um if margin_um is None else min(margin_um, params.outer_margin_um)
+    return geometry.zones[-1].outer_radius_px + margin / geometry.um_per_px
 
 
 def inspection_window(geometry: Geometry, frame_hw: tuple[int, int], params: DetectionParams, *,
-                      margin_px: int = 2) -> Window:
+                      margin_px: int = 2, margin_um: float | None = None) -> Window:
     """The frame window holding the detection radius plus `margin_px` (clipped to the frame)."""
-    r = detection_radius_px(geometry, params) + margin_px
+    r = detection_radius_px(geometry, params, margin_um=margin_um) + margin_px
     cx, cy = geometry.center_xy
     x0, y0 = max(0, int(np.floor(cx - r))), max(0, int(np.floor(cy - r)))
     x1, y1 = min(frame_hw[1], int(np.ceil(cx + r)) + 1), min(frame_hw[0], int(np.ceil(cy + r)) + 1)

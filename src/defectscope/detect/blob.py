@@ -53,9 +53,7 @@ class BlobDetector:
         residual *= inside
         noise = _domain_noise(residual, domains)
 
-        bg_full = cv2.resize(background, roi.shape[::-1], interpolation=cv2.INTER_LINEAR)
-        in_domain = cv2.resize((domains > 0).astype(np.uint8), roi.shape[::-1], interpolation=cv2.INTER_NEAREST)
-        res_full = np.where(in_domain > 0, roi.astype(np.float32) - bg_full, 0.0)  # guards and beyond: no signal
+        res_full = None  # the full-resolution residual, made only if a sharp blob needs cutting
         min_area_small = math.pi * (0.5 * p.min_size_um / (step * geometry.um_per_px)) ** 2
         out = np.zeros(roi.shape, np.int32)
         kinds, scores, contrasts = [], [], []
@@ -80,6 +78,8 @@ class BlobDetector:
                     # um; full resolution only adds noise to its soft edge)
                     found = _cut_small(own, signed, step, roi.shape, peak_small)
                 else:
+                    if res_full is None:
+                        res_full = _full_residual(roi, background, domains)
                     found = _cut_at_half_peak(own, sign * res_full, step, noise[own].mean())
                 if found is None:
                     continue
@@ -95,6 +95,13 @@ class BlobDetector:
                 contrasts.append(sign * peak)
         return CandidateMap(self.name, (win.x0, win.y0), out, tuple(kinds), np.array(scores, np.float32),
                             np.array(contrasts, np.float32))
+
+
+def _full_residual(roi: np.ndarray, background: np.ndarray, domains: np.ndarray) -> np.ndarray:
+    """roi minus the upsampled background, zero outside the domains (guards and beyond: no signal)."""
+    bg_full = cv2.resize(background, roi.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    in_domain = cv2.resize((domains > 0).astype(np.uint8), roi.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    return np.where(in_domain > 0, roi.astype(np.float32) - bg_full, 0.0)
 
 
 def _domains(geometry: Geometry, win, small_hw: tuple[int, int], step: int, params: DetectionParams) -> np.ndarray:

@@ -1,10 +1,11 @@
 """Fusion: merge what several detectors propose into one list of candidates.
 
 Rules, in order:
-0. a chip lying mostly on a scratch is where the scratch crosses the cladding edge;
+0. a chip a scratch runs through (>= 20 % of it) is where the scratch crosses the cladding edge;
 1. a scratch lying mostly (>= 50 %) inside a large blob is that blob's rim, not a scratch;
-2. a region overlapping a scratch (>= 30 % of its pixels) is part of that scratch;
-3. a region overlapping a chip or a large blob is part of it;
+2. a region lying mostly (>= 60 % of its pixels) in a scratch's band (widened by the blur) is
+   part of that scratch (a dig on a scratch, mostly outside its thin band, stays a dig);
+3. a region lying mostly in a chip, or overlapping a large blob at all, is part of it;
 4. regions of the same polarity closer than `merge_gap_px` are fragments of one feature
    (the rim of a particle wider than the region detector's window) and are merged;
 5. a region that is long and thin is a scratch the line detector did not follow.
@@ -46,8 +47,12 @@ class Candidate:
 
 
 def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_gap_px: float = 3.0,
-         min_elongation: float = 5.0) -> list[Candidate]:
-    """Merge candidate maps into one list of candidates (see the module docstring for the rules)."""
+         min_elongation: float = 5.0, edge_reach_px: float = 0.0) -> list[Candidate]:
+    """Merge candidate maps into one list of candidates (see the module docstring for the rules).
+
+    edge_reach_px: how far past its ends a scratch is extended when testing which chips it
+    explains (scratches often stop at the guard band just before the cladding edge).
+    """
     items = [c for m in maps for c in _candidates(m)]
     blobs = [c for c in items if c.sources[0] in BLOB_DETECTORS]
     scratches = [c for c in items if c.kind == DefectKind.SCRATCH and c.sources[0] not in BLOB_DETECTORS]
@@ -55,8 +60,10 @@ def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_ga
     regions = [c for c in items if c.sources[0] not in BLOB_DETECTORS
                and c.kind not in (DefectKind.SCRATCH, DefectKind.CHIP)]
 
-    # a chip lying mostly on a scratch's band is where that scratch crosses the edge
-    chips = [c for c in chips if not any(_overlap(c, _dilated(s, merge_gap_px)) >= 0.3 * c.area for s in scratches)]
+    # a chip a scratch runs through is where that scratch crosses the edge (its mask has a gap
+    # there, the guard band: test against its full centre-line band)
+    bands = [_line_band(s, merge_gap_px, extend_px=edge_reach_px) for s in scratches]
+    chips = [c for c in chips if not any(_overlap(c, b) >= 0.2 * c.area for b in bands)]
     kept_scratches = []
     for s in scratches:  # rule 1
         host = next((i for i, b in enumerate(blobs) if _overlap(s, _dilated(b, merge_gap_px)) >= 0.5 * s.area), None)
@@ -65,10 +72,16 @@ def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_ga
         else:
             blobs[host] = _absorb(blobs[host], s, grow=False)
     hosts = chips + kept_scratches + blobs
+    # what a region must share with a host to belong to it: most of itself for a scratch's band
+    # (widened by the blur) or a chip; any overlap for a large blob, which already spans it
+    reach = [_dilated(h, max(merge_gap_px, 0.5 * h.width_px if h.width_px == h.width_px else 0.0))
+             if h.kind == DefectKind.SCRATCH else h for h in hosts]
     loose = []
-    for r in regions:  # rules 2 and 3 (chips first: a region touching a chip is part of it)
-        need = lambda h: 0.3 * r.area if h.kind == DefectKind.SCRATCH else 1  # noqa: E731
-        i = next((i for i, h in enumerate(hosts) if _overlap(r, h) >= need(h)), None)
+    for r in regions:  # rules 2 and 3
+        def belongs(k: int) -> bool:
+            shared = _overlap(r, reach[k])
+            return shared >= (1 if hosts[k].sources[0] in BLOB_DETECTORS else 0.6 * r.area)
+        i = next((k for k in range(len(hosts)) if belongs(k)), None)
         if i is None:
             loose.append(r)
         else:
@@ -122,6 +135,32 @@ def _dilated(c: Candidate, by_px: float) -> Candidate:
     padded = np.pad(c.mask.astype(np.uint8), r)
     grown = cv2.dilate(padded, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
     return replace(c, x0=c.x0 - r, y0=c.y0 - r, mask=grown)
+
+
+def _line_band(s: Candidate, pad_px: float, *, extend_px: float = 0.0) -> Candidate:
+    """A scratch's band drawn from its centre line (width + 2 pad), ignoring guard-band gaps,
+    its ends carried on straight for `extend_px`."""
+    if s.polyline_xy is None:
+        return _dilated(s, pad_px)
+    line = s.polyline_xy.astype(np.float64)
+    if extend_px > 0 and len(line) >= 2:
+        start = line[0] - extend_px * _unit(line[0] - line[1])
+        end = line[-1] + extend_px * _unit(line[-1] - line[-2])
+        line = np.vstack([start, line, end])
+    s = replace(s, polyline_xy=line)
+    width = (s.width_px if s.width_px == s.width_px else 1.0) + 2 * pad_px
+    r = int(np.ceil(width / 2)) + 1
+    x0, y0 = int(np.floor(s.polyline_xy[:, 0].min())) - r, int(np.floor(s.polyline_xy[:, 1].min())) - r
+    x1, y1 = int(np.ceil(s.polyline_xy[:, 0].max())) + r, int(np.ceil(s.polyline_xy[:, 1].max())) + r
+    mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+    pts = np.round((s.polyline_xy - [x0, y0]) * 16).astype(np.int32)
+    cv2.polylines(mask, [pts], False, 1, thickness=max(1, int(round(width))), shift=4)
+    return replace(s, x0=x0, y0=y0, mask=mask > 0)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.hypot(*v))
+    return v / n if n > 0 else v
 
 
 def _absorb(host: Candidate, part: Candidate, *, grow: bool) -> Candidate:

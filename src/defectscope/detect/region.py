@@ -34,12 +34,15 @@ class RegionDetector:
         self.detection = params
 
     def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
+        # features wider than the rank window are the blob detector's, so looking one window
+        # beyond the last zone is enough to measure straddlers whole
         p = self.params
         window_px = max(5, int(round(p.window_um / geometry.um_per_px)))
-        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2)
+        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2,
+                                margin_um=p.window_um)
         roi = cv2.GaussianBlur(win.crop(frame.pixels), (3, 3), 0)  # matched to the optics' blur, halves the noise
         labels = zone_label_map(geometry, win, guards=fiber_guards(geometry, self.detection),
-                                outer_radius_px=detection_radius_px(geometry, self.detection))
+                                outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=p.window_um))
         n_zones = len(geometry.zones)
         dark, bright = rank_residuals(roi, window_px=window_px)
         min_area_px = max(1, int(np.pi * (0.5 * p.min_size_um / geometry.um_per_px) ** 2))

@@ -34,6 +34,8 @@ __all__ = ["ScratchDetector", "width_from_profile"]
 _DEFAULT_PSF_SIGMA_PX = 1.0
 _PRE_BLUR_SIGMA_PX = 0.8  # sigma OpenCV uses for a 3x3 Gaussian kernel
 _MAX_LINES = 60
+_MARGIN_UM = 5.0  # beyond the last zone: a scratch is judged where it crosses the zones, not past them
+_MIN_LINENESS = 0.5  # oriented response over along-line average: ~1 on a line, ~0 on a blob
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,15 @@ class ScratchDetector:
         p = self.params
         um = geometry.um_per_px
         length_px = max(6, int(round(p.line_length_um / um)))
-        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=4)
+        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=4, margin_um=_MARGIN_UM)
         roi = win.crop(frame.pixels)
         if not p.enabled:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
         lines = self._find(roi, geometry, win, guards, length_px)
         dark, bright = rank_residuals(cv2.GaussianBlur(roi, (3, 3), 0), window_px=int(p.window_um / um))
-        labels_full = zone_label_map(geometry, win, guards=guards, outer_radius_px=detection_radius_px(geometry, self.detection))
+        labels_full = zone_label_map(geometry, win, guards=guards,
+                                     outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM))
         usable = (labels_full != OUTSIDE) & (labels_full != GUARD)
         # blur of the residual: the optics' (measured on the cladding edge) and our 3x3 Gaussian's
         psf = math.hypot(geometry.edge_sigma_px or _DEFAULT_PSF_SIGMA_PX, _PRE_BLUR_SIGMA_PX)
@@ -102,23 +105,22 @@ class ScratchDetector:
     def _find(self, roi: np.ndarray, geometry: Geometry, win: Window, guards, length_px: int) -> list[_Line]:
         """Line candidates from oriented box averages of the half-resolution residual."""
         p = self.params
-        labels = zone_label_map(geometry, win, guards=guards, scale=0.5,
-                                outer_radius_px=detection_radius_px(geometry, self.detection))
+        radius_px = detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM)
+        labels = zone_label_map(geometry, win, guards=guards, scale=0.5, outer_radius_px=radius_px)
         half = cv2.resize(roi, labels.shape[::-1], interpolation=cv2.INTER_AREA)
         dark, bright = rank_residuals(half, window_px=int(p.window_um / geometry.um_per_px / 2))
         n_zones = len(geometry.zones)
         residual = np.zeros(half.shape, np.float32)
-        noise_levels = []
         for res in (dark, bright):
-            median, spread = zone_noise(res, labels, n_zones)
-            centred = res.astype(np.float32) - median[np.minimum(labels, n_zones)]
-            residual = np.maximum(residual, centred)
-            noise_levels.append(spread)
+            median, _ = zone_noise(res, labels, n_zones)
+            residual = np.maximum(residual, res.astype(np.float32) - median[np.minimum(labels, n_zones)])
         residual[(labels == OUTSIDE) | (labels == GUARD)] = 0.0
         half_len = max(3, length_px // 2)
-        # the noise of a line average: from the horizontal pass over the inspected area
-        h, w = residual.shape
-        diag = int(math.ceil(math.hypot(h, w))) + 2
+        # rotate about the fiber centre into a square that just holds the inspected circle: the
+        # circle turns onto itself, so no pixel of it is lost and no corner is wasted
+        cx, cy = win.local_xy(geometry.center_xy)
+        centre = ((cx + 0.5) * 0.5 - 0.5, (cy + 0.5) * 0.5 - 0.5)
+        side = 2 * int(math.ceil(radius_px * 0.5)) + 3
         line_noise = None
         min_run = max(3, int(p.min_length_um / geometry.um_per_px / 2))
         # in each rotated frame a scratch along the rows is a long horizontal run: opening with a
@@ -126,18 +128,17 @@ class ScratchDetector:
         run_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_run, 1))
         responses, rotations, found = [], [], []
         for k in range(p.n_angles):
-            angle_deg = 180.0 * k / p.n_angles
-            rot = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
-            rot[:, 2] += (diag / 2 - w / 2, diag / 2 - h / 2)
-            turned = cv2.warpAffine(residual, rot, (diag, diag), flags=cv2.INTER_LINEAR)
+            rot = cv2.getRotationMatrix2D(centre, 180.0 * k / p.n_angles, 1.0)
+            rot[:, 2] += (side / 2 - centre[0], side / 2 - centre[1])
+            turned = cv2.warpAffine(residual, rot, (side, side), flags=cv2.INTER_LINEAR)
             # along-row average minus across average: a line along the rows keeps most of its
             # contrast, a blob or a line crossing at another angle cancels
-            response = cv2.subtract(cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT),
-                                    cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT))
+            along = cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT)
+            response = cv2.subtract(along, cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT))
             responses.append(response)
             rotations.append(rot)
             if line_noise is None:
-                inside = response[turned != 0]
+                inside = response[::2, ::2][turned[::2, ::2] != 0]
                 line_noise = max(1.4826 * float(np.median(np.abs(inside))) if inside.size else 0.0, 0.25)
             threshold = max(p.k_sigma * line_noise, p.min_contrast_grey / 2)
             hits = cv2.morphologyEx((response > threshold).astype(np.uint8), cv2.MORPH_OPEN, run_kernel)
@@ -146,9 +147,14 @@ class ScratchDetector:
                 x, y, cw, ch = cv2.boundingRect(contour)
                 if cw < min_run or ch > max(4, 0.3 * cw):
                     continue
+                box = (slice(y, y + ch), slice(x, x + cw))
+                peak_at = np.unravel_index(np.argmax(response[box]), (ch, cw))
+                peak = float(response[box][peak_at])
+                if peak < _MIN_LINENESS * float(along[box][peak_at]):
+                    continue  # about as strong across as along: a blob, the region detector's
                 pts = contour[:, 0, :]
                 ends = np.stack([pts[pts[:, 0].argmin()], pts[pts[:, 0].argmax()]]).astype(np.float64)
-                found.append((k, ends, float(response[y:y + ch, x:x + cw].max())))
+                found.append((k, ends, peak))
         if not found:
             return []
         inverses = np.stack([cv2.invertAffineTransform(rot) for rot in rotations])  # (n_angles, 2, 3)
@@ -344,6 +350,10 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     if ends.size < 3:
         return None
     rows = rows[ends[0]:ends[-1] + 1]
+    seen = valid_rows[rows]  # rows without data (guard bands) neither help nor hurt
+    covered = short[rows][seen] >= 0.5 * typical
+    if covered.size and (covered.mean() < 0.85 or _longest_run(~covered) * um_per_px > 1.5):
+        return None  # contrast comes and goes: a row of blobs (two digs, dirt specks), not a scratch
     t_lo, t_hi = float(t[rows[0]]), float(t[rows[-1]])
     if (t_hi - t_lo) * um_per_px < p.min_length_um:
         return None
@@ -365,6 +375,14 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     if snr < p.k_sigma or peak < min_contrast:
         return None
     return t_lo, t_hi, coeffs, snr, width_px, peak
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of True in a 1-D bool array."""
+    if not flags.any():
+        return 0
+    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
+    return int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max())
 
 
 def width_from_profile(profile: np.ndarray, s: np.ndarray, psf_sigma_px: float) -> tuple[float | None, float]:
