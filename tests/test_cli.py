@@ -307,9 +307,6 @@ def test_every_command_help_has_an_example_and_the_exit_codes_are_documented(cap
     assert documented in " ".join(stdout.split())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli._root: --version is a plain callback option, so `defectscope --version` without a command stops "
-    "at 'Missing command.' and exits 64; it only works as `defectscope --version profiles`"))
 def test_version_option_prints_the_version_and_exits_0(capsys):
     code, stdout, _ = run(["--version"], capsys)
     assert code == 0 and stdout.strip() == defectscope.__version__

@@ -73,12 +73,6 @@ def test_unknown_key_names_the_field_and_suggests_the_close_match(tmp_path, upc_
     assert f"field {field}: unknown field (did you mean {suggestion!r}?)" in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "profile._did_you_mean walks the model along the error location, but pydantic puts the union member "
-    "tag 'list[function-after[_one_limit(), SizeBand]]' in the location of a band, so the walk stops: "
-    "'upto_um' in a band gets 'unknown field' with no suggestion, its path leaks pydantic internals "
-    "(zones.1.scratches.list[function-after[_one_limit(), SizeBand]].0.upto_um), and a second, misleading "
-    "error \"literal['unlimited']: Input should be 'unlimited'\" is added"))
 def test_unknown_key_in_a_size_band_suggests_the_close_match(tmp_path, upc_data):
     data = copy.deepcopy(upc_data)
     band = data["zones"][1]["scratches"][0]

@@ -108,15 +108,6 @@ def _rise_10_90_um(psf_sigma_px: float) -> float:
     return float(t90 - t10) * UM_PER_PX
 
 
-_GATE_UNDER_READS = dict(strict=True, raises=AssertionError, reason=(
-    "quality gate under-reads blur: geometry._outermost_step measures the fiber/ferrule contrast on the "
-    "thumbnail only a few px either side of the edge, before a blurred edge reaches its plateaus, so the "
-    "contrast, edge_sigma_px and quality.edge_width_um come out low -- by 12 % at sigma 2 px, "
-    "17 % at 2.8 px, 24 % at 4 px (pure step, 0.45 um/px: a true 3.26 um 10-90 % rise is read as "
-    "2.71 um and passes the 3 um focus limit)"))
-
-
-@pytest.mark.xfail(**_GATE_UNDER_READS)
 def test_frame_blurred_just_past_the_focus_limit_is_undetermined(inspector):
     true_rise_um = _rise_10_90_um(2.8)
     if not 3.1 < true_rise_um < 3.5:
@@ -130,8 +121,7 @@ def test_frame_blurred_just_past_the_focus_limit_is_undetermined(inspector):
 
 @pytest.mark.parametrize("psf_sigma_px", [
     0.9, 1.5,
-    pytest.param(2.8, marks=pytest.mark.xfail(**_GATE_UNDER_READS)),
-    pytest.param(4.0, marks=pytest.mark.xfail(**_GATE_UNDER_READS)),
+    2.8, 4.0,
 ])
 def test_edge_width_never_reads_a_blurred_edge_sharper_than_it_is(inspector, psf_sigma_px):
     """Reading blur low lets a blurred frame through the gate; reading sharp edges a little high is safe."""
@@ -193,13 +183,7 @@ EXPECTED_CAUSE = {
     "white": r"no circular cladding edge.*lit|exposure",
     "saturated": r"exposure|saturat",
 }
-_SATURATED_MISNAMED = pytest.mark.xfail(strict=True, reason=(
-    "a glare-saturated fiber is refused by locate_fiber before the exposure gate runs: the reason is "
-    "'the cladding edge was found in only 53-54% of directions ... cut by the frame, hidden by contamination "
-    "or out of focus', which does not name the saturation (safe: UNDETERMINED, but the advice is wrong)"))
-DEGRADED_CASES = [pytest.param(kind, seed, marks=_SATURATED_MISNAMED) if (kind, seed) in
-                  {("saturated", 0), ("saturated", 2)} else pytest.param(kind, seed)
-                  for kind in DEGRADATIONS for seed in range(4)]
+DEGRADED_CASES = [pytest.param(kind, seed) for kind in DEGRADATIONS for seed in range(4)]
 
 
 @pytest.mark.parametrize("kind, seed", DEGRADED_CASES)
@@ -290,10 +274,6 @@ def test_unsupported_input_type_is_refused_loudly(inspector):
         inspector.inspect({"pixels": []})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "geometry._median_edge_slope calls np.nanmedian on an all-NaN band when the cladding edge runs off "
-    "the frame (degraded 'cut-by-border', seed 3): a RuntimeWarning 'All-NaN slice encountered' leaks "
-    "from library code instead of a defined result"))
 def test_fiber_cut_by_the_border_is_refused_without_numpy_warnings(inspector):
     import warnings
 

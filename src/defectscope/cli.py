@@ -53,14 +53,18 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rc or 0)
 
 
-@app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Log details and show tracebacks")] = False,
-          version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Log details and show tracebacks")] = False,
+          version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                                help="Print the version and exit")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
 
 
 def _profile(name: str, cladding_um: float | None) -> Profile:

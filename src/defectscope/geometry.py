@@ -259,8 +259,7 @@ def _refine_edge(pixels: np.ndarray, centre_xy: tuple[float, float], radius_px: 
         window = 3.0
     kept_resid = residual[kept]
     rms = float(np.sqrt(np.mean(kept_resid ** 2))) if kept_resid.size else float("inf")
-    slope = _median_edge_slope(polar, valid, expected - r_lo, sign)
-    sigma = abs(contrast) / (math.sqrt(2 * math.pi) * slope) if slope > 0 else float("inf")
+    sigma, contrast = _edge_blur(pixels, (cx, cy), expected, sign)
     return EdgeFit((float(cx), float(cy)), float(radius_px), 1.0 / float(aspect), float(kept.mean()), rms,
                    float(contrast), float(sigma), np.where(kept, residual, np.nan).astype(np.float32),
                    angles.astype(np.float32))
@@ -291,16 +290,37 @@ def _step_coverage(polar: np.ndarray, valid: np.ndarray, r: int, contrast: float
     return float((crosses & ok).sum() / max(1, ok.sum()))
 
 
-def _median_edge_slope(polar: np.ndarray, valid: np.ndarray, expected_r: np.ndarray, sign: float) -> float:
-    """Median over directions of the steepest slope (grey/px) of the edge near its expected radius."""
-    n_a, n_r = polar.shape
-    deriv = np.zeros_like(polar)
-    deriv[:, 1:-1] = (polar[:, 2:] - polar[:, :-2]) * 0.5 * sign
-    cols = np.clip(np.rint(expected_r)[:, None].astype(int) + np.arange(-3, 4)[None, :], 1, n_r - 2)
-    rows = np.arange(n_a)[:, None]
-    band = np.where(valid[rows, cols], deriv[rows, cols], np.nan)
-    with np.errstate(all="ignore"):
-        return float(np.nanmedian(np.nanmax(band, axis=1)))
+def _edge_blur(pixels: np.ndarray, centre_xy: tuple[float, float], edge_r: np.ndarray,
+               sign: float) -> tuple[float, float]:
+    """Blur (Gaussian sigma, px) and contrast (outside minus inside, grey) of the fitted edge.
+
+    From the median, over all directions, of the profile across the edge (each direction
+    aligned on its fitted radius): sigma = contrast / (sqrt(2 pi) * steepest slope). The
+    plateaus either side are read far enough out that a blurred edge has levelled off -- the
+    window widens until it is at least four sigmas -- so a blurred edge is not read as sharp.
+    """
+    half = 12.0
+    sigma = contrast = float("nan")
+    for _ in range(4):
+        offsets = np.arange(-half, half + 0.5, 0.5, dtype=np.float32)
+        theta = np.arange(len(edge_r)) * (2 * np.pi / len(edge_r))
+        radii = edge_r[:, None].astype(np.float32) + offsets[None, :]
+        map_x = (centre_xy[0] + np.cos(theta)[:, None] * radii).astype(np.float32)
+        map_y = (centre_xy[1] + np.sin(theta)[:, None] * radii).astype(np.float32)
+        h, w = pixels.shape
+        valid = ((map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)).all(axis=1)
+        if valid.sum() < 8:
+            return float("inf"), 0.0
+        band = cv2.remap(pixels, map_x[valid], map_y[valid], cv2.INTER_LINEAR).astype(np.float32)
+        profile = np.median(band, axis=0)
+        quarter = len(offsets) // 4
+        contrast = float(np.median(profile[-quarter:]) - np.median(profile[:quarter]))
+        slope = float(np.max(sign * np.gradient(profile, 0.5)[quarter:-quarter]))
+        sigma = abs(contrast) / (math.sqrt(2 * math.pi) * slope) if slope > 0 else float("inf")
+        if not math.isfinite(sigma) or 4.0 * sigma <= half or half >= 96:
+            break
+        half = min(96.0, 2 * half)  # blurred: the plateaus were still on the slope
+    return sigma, contrast
 
 
 def _ellipse_radius(radius_px: float, aspect: float, angles: np.ndarray) -> np.ndarray:

@@ -23,13 +23,13 @@ from .detect.chip import ChipDetector
 from .detect.fuse import fuse
 from .detect.region import RegionDetector
 from .detect.scratch import ScratchDetector
-from .errors import DefectscopeError
+from .errors import DefectscopeError, FiberNotFoundError
 from .geometry import EdgeFit, locate_fiber, square_pixels
 from .imageio import decode_frame, frame_from_array, read_frame
 from .judge import judge, undetermined
 from .measure import measure
 from .profile import Profile, load_profile
-from .quality import assess_quality
+from .quality import assess_quality, frame_exposure_issues
 from .records import Frame, Geometry, ImageInfo, Quality, Report
 
 __all__ = ["Inspector", "Inspection"]
@@ -89,6 +89,8 @@ class Inspector:
             return Inspection(report, None)
         try:
             return self._inspect_frame(frame, t0)
+        except FiberNotFoundError as exc:  # say whether exposure is why: it is the usual cause on a line
+            reasons = frame_exposure_issues(frame, self.profile.quality) + [str(exc)]
         except DefectscopeError as exc:
             reasons = [str(exc)]
         except Exception as exc:  # the single boundary: log it, never let it become a PASS

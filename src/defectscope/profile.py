@@ -250,14 +250,26 @@ def _read_profile_text(name_or_path: str | Path) -> tuple[str, str]:
 
 
 def _explain(exc: ValidationError) -> str:
+    errors = exc.errors()
+    # A band list may also be the word "unlimited": pydantic then reports both union members.
+    # When the list member has a specific complaint, the "should be 'unlimited'" one is noise.
+    specific = any(not _is_union_tag(p) for e in errors if e["type"] != "literal_error" for p in e["loc"][-1:])
     parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    for err in errors:
+        if specific and err["type"] == "literal_error" and any(_is_union_tag(p) for p in err["loc"]):
+            continue
+        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+        where = ".".join(str(p) for p in loc) or "(top level)"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown field" + _did_you_mean(err["loc"])
+            msg = "unknown field" + _did_you_mean(loc)
         parts.append(f"field {where}: {msg}")
-    return "; ".join(parts)
+    return "; ".join(dict.fromkeys(parts))
+
+
+def _is_union_tag(part) -> bool:
+    """Pydantic names the member of a union it tried in the error location (`list[...]`, `literal[...]`)."""
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
 
 
 def _did_you_mean(loc: tuple) -> str:

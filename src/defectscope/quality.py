@@ -19,7 +19,7 @@ from .geometry import EdgeFit
 from .profile import QualityParams
 from .records import Frame, Geometry, Quality
 
-__all__ = ["assess_quality", "RISE_10_90_PER_SIGMA"]
+__all__ = ["assess_quality", "frame_exposure_issues", "RISE_10_90_PER_SIGMA"]
 
 RISE_10_90_PER_SIGMA = 2.563  # 10-90 % rise of a Gaussian-blurred step, in sigmas
 
@@ -47,6 +47,26 @@ def assess_quality(frame: Frame, geometry: Geometry, fit: EdgeFit, params: Quali
     return Quality(ok=not issues, focus=round(focus, 4), edge_width_um=round(edge_width_um, 3)
                    if math.isfinite(edge_width_um) else None, clipped_fraction=round(worst, 4),
                    contact_zone_in_frame=in_frame, issues=tuple(issues))
+
+
+def frame_exposure_issues(frame: Frame, params: QualityParams) -> list[str]:
+    """Exposure problems of a whole frame, to explain why no fiber could be found in it.
+
+    Saturated (>= 254) or black (<= 1) pixels over `max_clipped_fraction` of the frame, or a
+    frame whose median grey is nearly black or nearly white.
+    """
+    hist = cv2.calcHist([frame.pixels], [0], None, [256], [0, 256]).ravel()
+    total = hist.sum()
+    saturated, black = hist[254:].sum() / total, hist[:2].sum() / total
+    median = int(np.searchsorted(np.cumsum(hist), total / 2))
+    issues = []
+    if saturated > params.max_clipped_fraction:
+        issues.append(f"exposure: {saturated:.0%} of the frame is saturated; reduce exposure or glare and re-inspect")
+    if black > max(params.max_clipped_fraction, 0.5) or median <= 10:
+        issues.append(f"exposure: the frame is nearly black (median grey {median}); check illumination")
+    elif median >= 245:
+        issues.append(f"exposure: the frame is nearly white (median grey {median}); reduce exposure")
+    return issues
 
 
 def _contact_zone_in_frame(frame: Frame, geometry: Geometry) -> tuple[bool, float]:
