@@ -6,12 +6,14 @@ The helpers below give every result the same header (command, git sha, machine, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -53,6 +55,37 @@ def machine() -> dict:
         "numpy": np.__version__,
         "opencv": cv2.__version__,
     }
+
+
+def unique_images(data: Path, folders: Sequence[str]) -> tuple[list[Path], list[list[str]]]:
+    """The image files of data/<folder> for each of `folders`, in that order and sorted by name,
+    keeping the first file of each sha256; also the skipped duplicates as [skipped, kept] paths
+    relative to `data`. Stops with exit code 2 when `data` or a folder is missing (never copy the
+    real data into the repository; it is licensed for evaluation only).
+    """
+    if not data.is_dir():
+        fail(f"{data}: real image folder not found; this benchmark needs ../shared/data/fiber-real next "
+             "to the repository (or --data PATH). The images are never copied into the repository.")
+    missing = [f for f in folders if not (data / f).is_dir()]
+    if missing:
+        fail(f"{data}: missing sub-folder(s) {', '.join(missing)}; expected {', '.join(folders)}")
+    kept: dict[str, str] = {}
+    paths: list[Path] = []
+    duplicates: list[list[str]] = []
+    for folder in folders:
+        for path in sorted((data / folder).iterdir()):
+            if path.suffix.lower() not in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"):
+                continue
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            rel = f"{folder}/{path.name}"
+            if digest in kept:
+                duplicates.append([rel, kept[digest]])
+            else:
+                kept[digest] = rel
+                paths.append(path)
+    if not paths:
+        fail(f"{data}: no images in {', '.join(folders)}")
+    return paths, duplicates
 
 
 def write_result(path: Path, result: dict) -> None:

@@ -103,12 +103,19 @@ class GeometryParams(_Model):
 class RegionParams(_Model):
     """Digs, pits, particles and contamination: rank-filter residual with a noise threshold."""
 
+    def min_sliver_length_px(self, geometry) -> float:
+        """Regions one pixel thin and shorter than a scratch's minimum length are dropped."""
+        return _SCRATCH_MIN_LENGTH_UM / geometry.um_per_px
+
     k_sigma: float = Field(default=6.0, gt=0)  # seed threshold in robust noise units
     k_sigma_low: float = Field(default=3.0, gt=0)  # region growing threshold
     noise_floor_grey: float = Field(default=2.0, gt=0)
     min_contrast_grey: float = Field(default=12.0, ge=0)  # a seed must differ this much from its background
     window_um: float = Field(default=14.0, gt=0)  # rank-filter window; features wider are found by `oil`
     min_size_um: float = Field(default=1.0, ge=0)
+
+
+_SCRATCH_MIN_LENGTH_UM = 8.0
 
 
 class ScratchParams(_Model):
@@ -122,7 +129,7 @@ class ScratchParams(_Model):
     min_contrast_grey: float = Field(default=4.0, ge=0)  # peak contrast across a thin line
     wide_um: float = Field(default=2.0, gt=0)
     min_contrast_wide_grey: float = Field(default=10.0, ge=0)  # for lines at least `wide_um` wide
-    min_length_um: float = Field(default=8.0, gt=0)
+    min_length_um: float = Field(default=_SCRATCH_MIN_LENGTH_UM, gt=0)
     min_elongation: float = Field(default=4.0, gt=1)  # length over width
     max_width_um: float = Field(default=10.0, gt=0)
 
@@ -156,7 +163,11 @@ class DetectionParams(_Model):
     # fibers both bands lie in the adhesive zone C); chips there are found by the chip detector.
     edge_guard_inner_um: float = Field(default=5.0, ge=0)
     edge_guard_outer_um: float = Field(default=3.0, ge=0)
-    core_guard_um: float = Field(default=1.5, ge=0)
+    core_guard_inner_um: float = Field(default=1.5, ge=0)
+    core_guard_outer_um: float = Field(default=3.0, ge=0)  # multimode cores carry a dark ring outside
+    # A multimode core's soft central dip or glow is removed only up to this depth: a stronger
+    # round feature on the core centre is treated as a defect (a film there looks the same).
+    max_core_glow_grey: float = Field(default=10.0, ge=0)
     merge_gap_um: float = Field(default=1.5, ge=0)  # region fragments closer than this are one feature
     # A feature straddling the outer edge of the last zone is judged there at its full size, so
     # detectors look this far beyond it; measurement keeps only what touches a zone.

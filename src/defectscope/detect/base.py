@@ -15,11 +15,12 @@ import numpy as np
 from ..profile import DetectionParams
 from ..records import CandidateMap, Frame, Geometry
 
-__all__ = ["Detector", "Window", "detection_radius_px", "inspection_window", "fiber_guards", "zone_label_map", "rank_residuals", "zone_noise",
-           "components", "GUARD", "OUTSIDE"]
+__all__ = ["Detector", "Window", "detection_radius_px", "flatten_core", "inspection_window", "fiber_guards", "zone_label_map", "rank_residuals", "zone_noise",
+           "components", "GUARD", "CORE_GUARD", "OUTSIDE"]
 
 OUTSIDE = 0  # zone_label_map: not inspected (outside the contact zone or the frame)
 GUARD = 255  # zone_label_map: a guard band on the fiber's own circular edges
+CORE_GUARD = 253  # zone_label_map: the core's guard band, when asked for apart (see region detection)
 _SHIFT = 4  # sub-pixel bits for cv2.circle
 _ONE = 1 << _SHIFT
 
@@ -73,16 +74,20 @@ def fiber_guards(geometry: Geometry, params: DetectionParams) -> tuple[Guard, ..
     guards = [(geometry.center_xy, geometry.cladding_radius_px, params.edge_guard_inner_um / geometry.um_per_px,
                params.edge_guard_outer_um / geometry.um_per_px)]
     if geometry.core_radius_px:
-        g = params.core_guard_um / geometry.um_per_px
-        guards.append((geometry.core_center_xy or geometry.center_xy, geometry.core_radius_px, g, g))
+        guards.append((geometry.core_center_xy or geometry.center_xy, geometry.core_radius_px,
+                       params.core_guard_inner_um / geometry.um_per_px, params.core_guard_outer_um / geometry.um_per_px))
     return tuple(guards)
 
 
 def zone_label_map(geometry: Geometry, window: Window, *, guards: tuple[Guard, ...] = (),
-                   outer_radius_px: float | None = None, scale: float = 1.0) -> np.ndarray:
+                   outer_radius_px: float | None = None, scale: float = 1.0,
+                   core_rim_label: int | None = None, core_guard_label: int = GUARD) -> np.ndarray:
     """Zone index + 1 per pixel of `window`, OUTSIDE beyond the last zone, GUARD on guard annuli.
 
     outer_radius_px: extend the last zone's label out to this radius (the detection margin).
+    core_rim_label: label the band inside the core guard (from 75 % of the core radius) with
+    this value instead of its zone, so thresholds there follow its own -- structured -- noise.
+    core_guard_label: label of the core's guard band (GUARD unless a detector treats it apart).
 
     guards: (centre_xy, radius px, inward px, outward px) annuli hiding the fiber's own circular edges.
     scale: pixel size of the map relative to the frame (0.5 = half resolution).
@@ -103,12 +108,80 @@ def zone_label_map(geometry: Geometry, window: Window, *, guards: tuple[Guard, .
             outer = max(outer, outer_radius_px)
         r = int(round(outer * scale * _ONE))
         cv2.circle(labels, centre, r, i + 1, thickness=-1, lineType=cv2.LINE_8, shift=_SHIFT)
-    for guard_centre, radius, inward, outward in guards:
+    if core_rim_label is not None and geometry.core_radius_px and len(guards) > 1:
+        core_centre, core_r, inward, _ = guards[1]
+        rim = (0.75 * core_r + (core_r - inward)) / 2 * scale
+        thickness = max(1, int(round(((core_r - inward) - 0.75 * core_r) * scale)))
+        cv2.circle(labels, scaled(core_centre), int(round(rim * _ONE)), core_rim_label, thickness=thickness,
+                   lineType=cv2.LINE_8, shift=_SHIFT)
+    for i, (guard_centre, radius, inward, outward) in enumerate(guards):
         mid = (radius + (outward - inward) / 2) * scale
         thickness = max(1, int(round((inward + outward) * scale)))
-        cv2.circle(labels, scaled(guard_centre), int(round(mid * _ONE)), GUARD, thickness=thickness,
-                   lineType=cv2.LINE_8, shift=_SHIFT)
+        cv2.circle(labels, scaled(guard_centre), int(round(mid * _ONE)), GUARD if i == 0 else core_guard_label,
+                   thickness=thickness, lineType=cv2.LINE_8, shift=_SHIFT)
     return labels
+
+
+def flatten_core(roi: np.ndarray, geometry: Geometry, window: Window, params: DetectionParams) -> np.ndarray:
+    """`roi` with the core's concentric structure removed (a new uint8 array; `roi` if no core).
+
+    Multimode cores show a soft central dip or glow (the index profile) and bright and dark
+    rings at their edge; to rank, line and blob filters they look like digs, scratches and
+    films. About the core's own centre:
+    - across the rim band (60 % of the core radius to 2 um past the core guard) the median
+      radial profile over all directions is subtracted -- a defect covers only a few of them;
+    - inside it, a smooth radial model a + b r^2 + c r^4, fitted robustly to that profile:
+      it follows a broad dip or glow but cannot follow a small dig, even one centred on the
+      core (which covers every direction there and would vanish from a median); and it is
+      applied only when no deeper than `max_core_glow_grey` -- a round film centred on the
+      core has the same shape, and must not be flattened away.
+    Each side of the core edge is referred to its own level (core inside, cladding outside);
+    the step left at the edge lies in the core guard band.
+    """
+    if not geometry.core_radius_px:
+        return roi
+    core_r = geometry.core_radius_px
+    r_in = 0.6 * core_r
+    r_out = core_r + (params.core_guard_outer_um + 2.0) / geometry.um_per_px
+    cx, cy = window.local_xy(geometry.core_center_xy or geometry.center_xy)
+    x0, y0 = max(0, int(cx - r_out - 1)), max(0, int(cy - r_out - 1))
+    x1, y1 = min(roi.shape[1], int(cx + r_out + 2)), min(roi.shape[0], int(cy + r_out + 2))
+    if x1 <= x0 or y1 <= y0:
+        return roi
+    n_r = int(np.ceil(r_out)) + 2
+    theta = np.arange(360, dtype=np.float32) * np.float32(np.pi / 180)
+    radii = np.arange(n_r, dtype=np.float32)
+    map_x = (cx + np.cos(theta)[:, None] * radii[None, :]).astype(np.float32)
+    map_y = (cy + np.sin(theta)[:, None] * radii[None, :]).astype(np.float32)
+    profile = np.median(cv2.remap(roi, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), axis=0)
+    inner = _smooth_radial(profile, radii, 0.8 * core_r)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    r = np.hypot(xx - cx, yy - cy)
+    core_level = float(np.polyval(inner, r_in * r_in))
+    glow = np.polyval(inner, radii[radii < r_in] ** 2) - core_level
+    if np.abs(glow).max(initial=0.0) > params.max_core_glow_grey:
+        inner = np.array([0.0, 0.0, core_level])  # deeper than any index dip: leave it to the detectors
+    model = np.where(r < r_in, np.polyval(inner, r * r), np.interp(r, radii, profile))
+    reference = np.where(r < core_r, core_level, float(np.interp(r_out, radii, profile)))
+    correction = np.where(r <= r_out, model - reference, 0.0)
+    out = roi.copy()
+    out[y0:y1, x0:x1] = np.clip(np.rint(out[y0:y1, x0:x1] - correction), 0, 255).astype(np.uint8)
+    return out
+
+
+def _smooth_radial(profile: np.ndarray, radii: np.ndarray, r_max: float) -> np.ndarray:
+    """Coefficients (in r^2) of a + b r^2 + c r^4 fitted robustly to `profile` over r < r_max."""
+    use = radii < r_max
+    x, v = (radii[use] ** 2).astype(np.float64), profile[use].astype(np.float64)
+    keep = np.ones(v.shape, bool)
+    coeffs = np.array([0.0, 0.0, float(np.median(v))])
+    for _ in range(3):
+        if keep.sum() < 4:
+            break
+        coeffs = np.polyfit(x[keep], v[keep], 2)
+        resid = v - np.polyval(coeffs, x)
+        keep = np.abs(resid) < 2.5 * (1.4826 * np.median(np.abs(resid[keep])) + 0.5)  # drop a dig's radii
+    return coeffs
 
 
 def rank_residuals(pixels: np.ndarray, *, window_px: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import (components, detection_radius_px, fiber_guards, inspection_window, rank_residuals,
+from .base import (CORE_GUARD, components, detection_radius_px, fiber_guards, flatten_core, inspection_window, rank_residuals,
                    zone_label_map, zone_noise)
 
 __all__ = ["RegionDetector"]
@@ -40,10 +40,13 @@ class RegionDetector:
         window_px = max(5, int(round(p.window_um / geometry.um_per_px)))
         win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2,
                                 margin_um=p.window_um)
-        roi = cv2.GaussianBlur(win.crop(frame.pixels), (3, 3), 0)  # matched to the optics' blur, halves the noise
-        labels = zone_label_map(geometry, win, guards=fiber_guards(geometry, self.detection),
-                                outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=p.window_um))
+        roi = cv2.GaussianBlur(flatten_core(win.crop(frame.pixels), geometry, win, self.detection), (3, 3), 0)
+        # (the 3x3 blur is matched to the optics' blur and halves the noise)
         n_zones = len(geometry.zones)
+        labels = zone_label_map(geometry, win, guards=fiber_guards(geometry, self.detection),
+                                outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=p.window_um),
+                                core_rim_label=n_zones + 1, core_guard_label=CORE_GUARD)
+        n_bands = n_zones + 1  # the zones and the core's rim band each get their own noise
         dark, bright = rank_residuals(roi, window_px=window_px)
         min_area_px = max(1, int(np.pi * (0.5 * p.min_size_um / geometry.um_per_px) ** 2))
 
@@ -52,10 +55,10 @@ class RegionDetector:
         scores: list[float] = []
         contrasts: list[float] = []
         for polarity, residual in (("dark", dark), ("bright", bright)):
-            seeds, grow, low = self._thresholds(residual, labels, n_zones)
+            seeds, grow, low = self._thresholds(residual, labels, n_bands)
             for box, mask, peak, score in _regions(residual, seeds, grow, low, min_area_px):
                 fresh = mask & (out[box] == 0)  # where a dark and a bright region overlap, the first keeps it
-                if not fresh.any():
+                if not fresh.any() or _sliver(fresh, p.min_sliver_length_px(geometry)):
                     continue
                 kinds.append(DefectKind.DIG if polarity == "dark" and _is_round(fresh) else DefectKind.PARTICLE)
                 out[box][fresh] = len(kinds)
@@ -67,7 +70,7 @@ class RegionDetector:
                             np.array(scores, np.float32), np.array(contrasts, np.float32))
 
     def _thresholds(self, residual: np.ndarray, labels: np.ndarray, n_zones: int):
-        """Seed and growth masks (uint8 0/255) plus the per-pixel growth threshold, from each zone's noise."""
+        """Seed and growth masks (uint8 0/255) plus the per-pixel growth threshold, from each band's noise."""
         p = self.params
         median, spread = zone_noise(residual, labels, n_zones)
         noise = np.maximum(spread, p.noise_floor_grey)
@@ -75,6 +78,9 @@ class RegionDetector:
         lo = np.full(256, 255, np.uint8)
         hi[1:n_zones + 1] = np.clip(np.maximum(median + p.k_sigma * noise, p.min_contrast_grey), 0, 255)[1:]
         lo[1:n_zones + 1] = np.clip(median + p.k_sigma_low * noise, 0, 255)[1:]
+        # a defect straddling the core's edge grows into its (flattened) guard band, so it is
+        # measured whole; nothing starts there
+        lo[CORE_GUARD] = lo[1:n_zones + 1].max()
         low = cv2.LUT(labels, lo)
         return cv2.compare(residual, cv2.LUT(labels, hi), cv2.CMP_GT), cv2.compare(residual, low, cv2.CMP_GT), low
 
@@ -117,6 +123,19 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, grow: np.ndarray, low: np.
         # confidence: how far the peak stands above the threshold, saturating at 2x
         floor = float(low[box][own].min())
         yield box, core, peak, float(np.clip(0.5 + 0.5 * (peak - floor) / max(floor, 1.0), 0.5, 1.0))
+
+
+def _sliver(mask: np.ndarray, min_line_length_px: float) -> bool:
+    """Under two pixels wide, three times longer than that, yet too short to be a scratch: a
+    filter artifact along a curved edge, not a defect anyone could size. (A speck two pixels
+    round is not a sliver.)"""
+    ys, xs = np.nonzero(mask)
+    if xs.size < 3:
+        return False
+    (_, _), (w, h), _ = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+    length = max(w, h) + 1.0
+    width = xs.size / length
+    return width < 2.0 and length >= 3 * width and length < min_line_length_px
 
 
 def _is_round(mask: np.ndarray) -> bool:

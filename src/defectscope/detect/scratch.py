@@ -26,7 +26,8 @@ from scipy.special import erf
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import (GUARD, OUTSIDE, Window, components, detection_radius_px, fiber_guards, inspection_window,
+from .base import (GUARD, OUTSIDE, Window, components, detection_radius_px, fiber_guards, flatten_core,
+                   inspection_window,
                    rank_residuals, zone_label_map, zone_noise)
 
 __all__ = ["ScratchDetector", "width_from_profile"]
@@ -57,7 +58,7 @@ class ScratchDetector:
         um = geometry.um_per_px
         length_px = max(6, int(round(p.line_length_um / um)))
         win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=4, margin_um=_MARGIN_UM)
-        roi = win.crop(frame.pixels)
+        roi = flatten_core(win.crop(frame.pixels), geometry, win, self.detection)
         if not p.enabled:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
