@@ -352,7 +352,9 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
         return None
     rows = rows[ends[0]:ends[-1] + 1]
     seen = valid_rows[rows]  # rows without data (guard bands) neither help nor hurt
-    covered = short[rows][seen] >= 0.5 * typical
+    # judged row by row where single rows are well above the noise, else on the running mean
+    per_row = on_line if typical >= 6.0 * noise / math.sqrt(3.0) else short
+    covered = per_row[rows][seen] >= 0.5 * typical
     if covered.size and (covered.mean() < 0.85 or _longest_run(~covered) * um_per_px > 1.5):
         return None  # contrast comes and goes: a row of blobs (two digs, dirt specks), not a scratch
     t_lo, t_hi = float(t[rows[0]]), float(t[rows[-1]])
