@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .detect.base import Detector
@@ -52,9 +53,14 @@ class Inspector:
     """
 
     def __init__(self, profile: Profile, *, um_per_px: float | None = None,
-                 detectors: list[Detector] | None = None):
+                 detectors: list[Detector] | None = None, single_thread_blas: bool = True):
+        """single_thread_blas: limit the process's BLAS to one thread (process-wide, once). The
+        pipeline solves many tiny least-squares problems, which multi-threaded BLAS makes 10-20x
+        slower; parallelism comes from inspecting several images at once (batch, service)."""
         if um_per_px is not None and not um_per_px > 0:
             raise ValueError(f"um_per_px must be > 0, got {um_per_px}")
+        if single_thread_blas:
+            threadpool_limits(limits=1, user_api="blas")
         self.profile = profile
         self.um_per_px = um_per_px
         self.detectors: list[Detector] = detectors if detectors is not None else _default_detectors(profile)

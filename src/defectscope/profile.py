@@ -125,7 +125,7 @@ class ScratchParams(_Model):
     n_angles: int = Field(default=12, ge=4, le=36)
     line_length_um: float = Field(default=16.0, gt=0)  # averaging length: longer finds fainter, straighter lines
     window_um: float = Field(default=20.0, gt=0)  # rank window: must exceed the widest scratch
-    k_sigma: float = Field(default=6.0, gt=0)  # line response threshold in noise units of the line average
+    k_sigma: float = Field(default=8.0, gt=0)  # line response threshold in noise units of the line average
     min_contrast_grey: float = Field(default=4.0, ge=0)  # peak contrast across a thin line
     wide_um: float = Field(default=2.0, gt=0)
     min_contrast_wide_grey: float = Field(default=10.0, ge=0)  # for lines at least `wide_um` wide

@@ -35,6 +35,8 @@ __all__ = ["ScratchDetector", "width_from_profile"]
 _DEFAULT_PSF_SIGMA_PX = 1.0
 _PRE_BLUR_SIGMA_PX = 0.8  # sigma OpenCV uses for a 3x3 Gaussian kernel
 _MAX_LINES = 60
+_FIXED = 16.0  # fixed-point scale of the rotated line filters
+_OFFSET = 4096  # fixed-point value of a zero residual
 _MARGIN_UM = 5.0  # beyond the last zone: a scratch is judged where it crosses the zones, not past them
 _MIN_LINENESS = 0.5  # oriented response over along-line average: ~1 on a line, ~0 on a blob
 
@@ -44,6 +46,7 @@ class _Line:
     p0: np.ndarray  # (2,) x, y in full-resolution window px
     p1: np.ndarray
     snr: float
+    sign: float = 0.0  # -1 darker, +1 brighter than the background; 0 when not known
 
 
 class ScratchDetector:
@@ -66,7 +69,7 @@ class ScratchDetector:
         dark, bright = rank_residuals(cv2.GaussianBlur(roi, (3, 3), 0), window_px=int(p.window_um / um))
         labels_full = zone_label_map(geometry, win, guards=guards,
                                      outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM))
-        usable = (labels_full != OUTSIDE) & (labels_full != GUARD)
+        usable = ((labels_full != OUTSIDE) & (labels_full != GUARD)).astype(np.uint8)
         # blur of the residual: the optics' (measured on the cladding edge) and our 3x3 Gaussian's
         psf = math.hypot(geometry.edge_sigma_px or _DEFAULT_PSF_SIGMA_PX, _PRE_BLUR_SIGMA_PX)
 
@@ -86,7 +89,7 @@ class ScratchDetector:
             band = np.zeros(roi.shape, np.uint8)
             cv2.polylines(band, [np.round(polyline * 16).astype(np.int32)], False, 1,
                           thickness=max(1, int(round(width_px))), lineType=cv2.LINE_8, shift=4)
-            fresh = (band > 0) & (out == 0) & usable
+            fresh = (band > 0) & (out == 0) & (usable > 0)
             if not fresh.any():
                 continue
             out[fresh] = len(scores) + 1
@@ -111,11 +114,17 @@ class ScratchDetector:
         half = cv2.resize(roi, labels.shape[::-1], interpolation=cv2.INTER_AREA)
         dark, bright = rank_residuals(half, window_px=int(p.window_um / geometry.um_per_px / 2))
         n_zones = len(geometry.zones)
-        residual = np.zeros(half.shape, np.float32)
+        centred = []
         for res in (dark, bright):
             median, _ = zone_noise(res, labels, n_zones)
-            residual = np.maximum(residual, res.astype(np.float32) - median[np.minimum(labels, n_zones)])
+            centred.append(res.astype(np.float32) - median[np.minimum(labels, n_zones)])
+        residual = np.maximum(centred[0], centred[1])
         residual[(labels == OUTSIDE) | (labels == GUARD)] = 0.0
+        polarity = np.where(centred[1] > centred[0], 1.0, -1.0).astype(np.float32)
+        # the rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
+        # _OFFSET): OpenCV's fastest warp and box filter; the subtraction saturates at 0, which
+        # keeps exactly the line-like (positive) part of the response
+        fixed = np.clip(np.rint(residual * _FIXED + _OFFSET), 0, 65535).astype(np.uint16)
         half_len = max(3, length_px // 2)
         # rotate about the fiber centre into a square that just holds the inspected circle: the
         # circle turns onto itself, so no pixel of it is lost and no corner is wasted
@@ -127,21 +136,22 @@ class ScratchDetector:
         # in each rotated frame a scratch along the rows is a long horizontal run: opening with a
         # row segment keeps it and cuts away lines crossing it at other angles
         run_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_run, 1))
-        responses, rotations, found = [], [], []
+        responses = np.empty((p.n_angles, side, side), np.uint16)
+        rotations, found = [], []
         for k in range(p.n_angles):
             rot = cv2.getRotationMatrix2D(centre, 180.0 * k / p.n_angles, 1.0)
             rot[:, 2] += (side / 2 - centre[0], side / 2 - centre[1])
-            turned = cv2.warpAffine(residual, rot, (side, side), flags=cv2.INTER_LINEAR)
+            turned = cv2.warpAffine(fixed, rot, (side, side), flags=cv2.INTER_LINEAR, borderValue=_OFFSET)
             # along-row average minus across average: a line along the rows keeps most of its
             # contrast, a blob or a line crossing at another angle cancels
             along = cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT)
-            response = cv2.subtract(along, cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT))
-            responses.append(response)
+            response = cv2.subtract(along, cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT),
+                                    dst=responses[k])
             rotations.append(rot)
-            if line_noise is None:
-                inside = response[::2, ::2][turned[::2, ::2] != 0]
-                line_noise = max(1.4826 * float(np.median(np.abs(inside))) if inside.size else 0.0, 0.25)
-            threshold = max(p.k_sigma * line_noise, p.min_contrast_grey / 2)
+            if line_noise is None:  # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
+                inside = response[::2, ::2][turned[::2, ::2] != _OFFSET]
+                line_noise = max(float(np.percentile(inside, 75)) / 0.674 / _FIXED if inside.size else 0.0, 0.25)
+            threshold = max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED
             hits = cv2.morphologyEx((response > threshold).astype(np.uint8), cv2.MORPH_OPEN, run_kernel)
             contours, _ = cv2.findContours(hits, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
             for contour in contours:
@@ -150,8 +160,8 @@ class ScratchDetector:
                     continue
                 box = (slice(y, y + ch), slice(x, x + cw))
                 peak_at = np.unravel_index(np.argmax(response[box]), (ch, cw))
-                peak = float(response[box][peak_at])
-                if peak < _MIN_LINENESS * float(along[box][peak_at]):
+                peak = float(response[box][peak_at]) / _FIXED
+                if peak < _MIN_LINENESS * (float(along[box][peak_at]) - _OFFSET) / _FIXED:
                     continue  # about as strong across as along: a blob, the region detector's
                 pts = contour[:, 0, :]
                 ends = np.stack([pts[pts[:, 0].argmin()], pts[pts[:, 0].argmax()]]).astype(np.float64)
@@ -162,8 +172,9 @@ class ScratchDetector:
         angle_of = np.array([k for k, _, _ in found])
         ends = np.stack([e for _, e, _ in found])  # (n, 2, 2) in rotated frames
         back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
-        keep = _strongest_angle(angle_of, back.mean(axis=1), np.stack(responses), np.stack(rotations))
-        lines = [_Line((b[0] + 0.5) * 2.0 - 0.5, (b[1] + 0.5) * 2.0 - 0.5, peak / line_noise)
+        keep = _strongest_angle(angle_of, back.mean(axis=1), responses, np.stack(rotations))
+        lines = [_Line((b[0] + 0.5) * 2.0 - 0.5, (b[1] + 0.5) * 2.0 - 0.5, peak / line_noise,
+                       _polarity_along(polarity, b[0], b[1]))
                  for b, (_, _, peak), ok in zip(back, found, keep) if ok]  # to full-resolution window px
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
 
@@ -188,32 +199,39 @@ def _strongest_angle(angle_of: np.ndarray, points_xy: np.ndarray, responses: np.
     return own >= 0.9 * best.max(axis=1)
 
 
+def _polarity_along(polarity: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Majority polarity (-1 dark, +1 bright) of the residual at five points along a-b (half-res px)."""
+    pts = np.rint(a[None, :] + np.linspace(0.1, 0.9, 5)[:, None] * (b - a)[None, :]).astype(int)
+    h, w = polarity.shape
+    ok = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+    return 1.0 if polarity[pts[ok, 1], pts[ok, 0]].sum() > 0 else -1.0
+
+
 def _merge(lines: list[_Line]) -> list[_Line]:
-    """Drop lines that lie along a stronger one (the same scratch seen at a neighbouring angle)."""
+    """Drop lines that lie along a stronger one (the same scratch seen at a neighbouring angle),
+    extending the stronger one to cover both. `lines` strongest first."""
     kept: list[_Line] = []
+    cos_limit = math.cos(math.radians(20))
     for line in lines:
         direction = line.p1 - line.p0
         length = float(np.hypot(*direction))
-        duplicate = False
-        for i, other in enumerate(kept):
-            od = other.p1 - other.p0
-            olen = float(np.hypot(*od))
-            if length == 0 or olen == 0:
-                continue
-            cos = abs(float(np.dot(direction, od)) / (length * olen))
-            if cos < math.cos(math.radians(20)):
-                continue
+        if kept and length > 0:
+            a = np.array([k.p0 for k in kept])
+            b = np.array([k.p1 for k in kept])
+            ab = b - a
+            lens = np.hypot(ab[:, 0], ab[:, 1])
+            cos = np.abs(ab @ direction) / np.maximum(lens * length, 1e-9)
             mid = (line.p0 + line.p1) / 2
-            if _point_segment_distance(mid, other.p0, other.p1) <= 6.0:
-                # same scratch: extend the stronger one to cover both along its direction
-                unit = od / olen
-                ts = [float(np.dot(q - other.p0, unit)) for q in (line.p0, line.p1, other.p0, other.p1)]
-                lo, hi = min(ts), max(ts)
-                kept[i] = _Line(other.p0 + unit * lo, other.p0 + unit * hi, other.snr)
-                duplicate = True
-                break
-        if not duplicate:
-            kept.append(line)
+            t = np.clip(np.einsum("ij,ij->i", mid - a, ab) / np.maximum(lens ** 2, 1e-9), 0.0, 1.0)
+            dist = np.hypot(*(a + t[:, None] * ab - mid).T)
+            same = np.flatnonzero((cos >= cos_limit) & (dist <= 6.0) & (lens > 0))
+            if same.size:
+                i = int(same[0])
+                unit = ab[i] / lens[i]
+                ts = [float(np.dot(q - a[i], unit)) for q in (line.p0, line.p1, a[i], b[i])]
+                kept[i] = _Line(a[i] + unit * min(ts), a[i] + unit * max(ts), kept[i].snr, kept[i].sign)
+                continue
+        kept.append(line)
     return kept
 
 
@@ -236,7 +254,7 @@ def _refine(line: _Line, dark: np.ndarray, bright: np.ndarray, usable: np.ndarra
     before = after = pad
     found = None
     for _ in range(8):
-        attempt = _follow_chord(p0, p1, before, after, dark, bright, usable, psf_sigma_px, p, um_per_px)
+        attempt = _follow_chord(p0, p1, before, after, dark, bright, usable, psf_sigma_px, p, um_per_px, line.sign)
         if attempt is None:
             break
         found = attempt
@@ -254,8 +272,9 @@ def _refine(line: _Line, dark: np.ndarray, bright: np.ndarray, usable: np.ndarra
 
 
 def _follow_chord(p0: np.ndarray, p1: np.ndarray, before: float, after: float, dark: np.ndarray, bright: np.ndarray,
-                  usable: np.ndarray, psf_sigma_px: float, p, um_per_px: float):
-    """Sample across the chord p0-p1 (extended by `before`/`after` px) and follow the stronger polarity.
+                  usable: np.ndarray, psf_sigma_px: float, p, um_per_px: float, sign_hint: float = 0.0):
+    """Sample across the chord p0-p1 (extended by `before`/`after` px) and follow the line: in the
+    polarity `sign_hint` when known (-1 dark, +1 bright), else in the stronger of the two.
 
     Returns (polyline, width px, signed contrast, snr, still seen at start, still seen at end) or None.
     """
@@ -270,9 +289,14 @@ def _follow_chord(p0: np.ndarray, p1: np.ndarray, before: float, after: float, d
     s = np.arange(-reach, reach + 0.25, 0.5)
     map_x = (p0[0] + t[:, None] * unit[0] + s[None, :] * normal[0]).astype(np.float32)
     map_y = (p0[1] + t[:, None] * unit[1] + s[None, :] * normal[1]).astype(np.float32)
-    inside = cv2.remap(usable.astype(np.uint8), map_x, map_y, cv2.INTER_NEAREST, borderValue=0)
+    inside = cv2.remap(usable, map_x, map_y, cv2.INTER_NEAREST, borderValue=0)
+    if np.count_nonzero(inside.all(axis=1)) < 4:
+        return None  # runs along a guard band or out of the inspected area: nothing to follow
     best = None
-    for sign, residual in ((-1.0, dark), (1.0, bright)):
+    polarities = ((-1.0, dark), (1.0, bright))
+    if sign_hint:
+        polarities = tuple(item for item in polarities if item[0] == sign_hint)
+    for sign, residual in polarities:
         prof = cv2.remap(residual, map_x, map_y, cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
         prof[inside == 0] = np.nan
         found = _follow(prof, t, s, psf_sigma_px, p, um_per_px)
