@@ -8,6 +8,7 @@ OpenCV's threads do on images this small.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -95,7 +96,11 @@ def inspect_batch(paths: list[Path], options: BatchOptions, *, jobs: int = 0,
             if progress:
                 progress(report)
         return reports
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(options,)) as pool:
+    # spawn, not fork: a forked child inherits the locks of a parent's OpenCV worker threads and can
+    # hang for ever if the parent used OpenCV with threads before the batch
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(options,),
+                             mp_context=context) as pool:
         for report in pool.map(_inspect_one, zip(paths, names), chunksize=4):
             reports.append(report)
             if progress:
