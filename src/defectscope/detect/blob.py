@@ -134,7 +134,8 @@ def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.nd
 
     The surface (outliers reweighted away) follows shading across the domain and ignores
     films covering up to about half of it; the median of the residual around it, with the
-    rest of the image set to zero, corrects local shading the surface cannot follow.
+    rest of the image set to zero, corrects local shading the surface cannot follow. When the
+    median window spans the whole domain, that median is one number, taken directly.
     """
     background = np.zeros(small.shape, np.float32)
     h, w = small.shape
@@ -147,6 +148,10 @@ def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.nd
             continue
         # the core disk is small: a quadratic there is flexible enough to fit a film as a dome
         surface = _robust_surface(small, basis[..., :3] if d == 1 else basis, inside)
+        ys, xs = np.nonzero(inside)
+        if window >= max(np.ptp(ys), np.ptp(xs)) + 1:
+            background[inside] = surface[inside] + float(np.median((small - surface)[inside][::2]))
+            continue
         residual = np.where(inside, small - surface, 0.0)
         shifted = np.clip(residual + 128.0, 0, 255).astype(np.uint8)
         local = cv2.medianBlur(shifted, max(3, window)).astype(np.float32) - 128.0
@@ -185,12 +190,12 @@ def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
     everywhere = domains > 0
     if everywhere.sum() < 16:
         return noise
-    overall = mad(residual[everywhere])
+    overall = mad(residual[everywhere][::2])
     for d in (1, 2, 3):
         inside = domains == d
         if inside.sum() < 16:
             continue
-        noise[inside] = max(1.0, min(mad(residual[inside]), overall))
+        noise[inside] = max(1.0, min(mad(residual[inside][::2]), overall))
     return noise
 
 

@@ -95,9 +95,11 @@ def _candidates(cmap: CandidateMap) -> list[Candidate]:
     if len(cmap) == 0:
         return []
     x0, y0 = cmap.origin_xy
-    ys, xs = np.nonzero(cmap.labels)
-    if ys.size == 0:
+    points = cv2.findNonZero(cv2.compare(cmap.labels, 0, cv2.CMP_GT))  # SIMD scan: maps are sparse
+    if points is None:
         return []
+    points = points.reshape(-1, 2)  # (N, 1, 2) in OpenCV 4, (N, 2) in OpenCV 5
+    xs, ys = points[:, 0], points[:, 1]
     labels = cmap.labels[ys, xs]
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(len(cmap) + 2))
