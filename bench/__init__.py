@@ -14,7 +14,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ def header(name: str, argv: list[str] | None = None) -> dict:
         "git_sha": _git(["rev-parse", "HEAD"]) or "unknown",
         "git_dirty": _git(["status", "--porcelain", "--untracked-files=all", "--", "src"]) not in ("", None),
         "machine": machine(),
-        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

@@ -14,8 +14,17 @@ import numpy as np
 import pytest
 
 from defectscope.profile import load_profile
-from defectscope.synth import (DigSpec, Scene, SynthImage, make_scene, random_scene, read_truth, render_scene,
-                               shipped_profiles, write_dataset)
+from defectscope.synth import (
+    DigSpec,
+    Scene,
+    SynthImage,
+    make_scene,
+    random_scene,
+    read_truth,
+    render_scene,
+    shipped_profiles,
+    write_dataset,
+)
 
 _PROFILES = shipped_profiles()
 

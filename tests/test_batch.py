@@ -3,9 +3,9 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from defectscope.batch import output_names
-from pathlib import Path
 
 
 def test_batch_after_multithreaded_opencv_work_does_not_hang(tmp_path):

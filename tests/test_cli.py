@@ -14,10 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import defectscope
 import jsonschema
 import pytest
 
+import defectscope
 from defectscope.cli import main
 from defectscope.records import Report
 from defectscope.report import CSV_COLUMNS, report_json_schema
@@ -137,7 +137,8 @@ def test_corrupt_file_in_a_folder_is_an_undetermined_report_not_a_crash(tmp_path
     corrupt = reports["corrupt"]
     assert corrupt.verdict.status == "UNDETERMINED" and "corrupt.jpg" in corrupt.verdict.reasons[0]
     assert not (out / "corrupt.overlay.png").exists()  # nothing to draw on
-    rows = list(csv.DictReader(open(out / "summary.csv", newline="", encoding="utf-8")))
+    with open(out / "summary.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     assert {Path(r["path"]).name: r["status"] for r in rows}["corrupt.jpg"] == "UNDETERMINED"
 
 

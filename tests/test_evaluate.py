@@ -18,7 +18,7 @@ from defectscope.errors import TruthFormatError
 from defectscope.evaluate import Evaluation, evaluate_inspection, evaluate_labels, evaluate_reports
 from defectscope.judge import judge
 from defectscope.profile import load_profile
-from defectscope.records import (Defect, DefectKind, Geometry, ImageInfo, Quality, Report, Status, Verdict)
+from defectscope.records import Defect, DefectKind, Geometry, ImageInfo, Quality, Report, Status, Verdict
 from defectscope.synth.truth import ExpectedVerdict, Truth, TruthDefect, TruthGeometry, zones_touched
 
 PROFILE = "iec-sm-upc"

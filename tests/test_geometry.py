@@ -16,8 +16,14 @@ from defectscope.errors import FiberNotFoundError
 from defectscope.geometry import locate_fiber, zones_for
 from defectscope.imageio import frame_from_array, read_frame
 from defectscope.inspector import Inspector
-from defectscope.synth import (ChipSpec, ScratchSpec, default_illumination, make_scene, random_scene,
-                               render_scene)
+from defectscope.synth import (
+    ChipSpec,
+    ScratchSpec,
+    default_illumination,
+    make_scene,
+    random_scene,
+    render_scene,
+)
 
 OFFSET_PX = (23.4, -17.8)  # fibre off the frame centre
 

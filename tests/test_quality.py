@@ -18,8 +18,15 @@ from defectscope.errors import FiberNotFoundError
 from defectscope.inspector import Inspector
 from defectscope.quality import RISE_10_90_PER_SIGMA
 from defectscope.records import Status
-from defectscope.synth import (DEGRADATIONS, ScratchSpec, default_illumination, make_scene, random_scene,
-                               render_scene, shipped_profiles)
+from defectscope.synth import (
+    DEGRADATIONS,
+    ScratchSpec,
+    default_illumination,
+    make_scene,
+    random_scene,
+    render_scene,
+    shipped_profiles,
+)
 
 PROFILES = shipped_profiles()
 UM_PER_PX = 0.45
@@ -131,7 +138,7 @@ def test_edge_width_never_reads_a_blurred_edge_sharper_than_it_is(inspector, psf
     report = inspector.inspect(render_scene(scene, profiles=PROFILES).pixels)
     assert 0.9 * true_rise_um <= report.quality.edge_width_um <= 1.3 * true_rise_um, (
         f"true 10-90 % rise {true_rise_um:.2f} um, read {report.quality.edge_width_um} um")
-    assert RISE_10_90_PER_SIGMA == pytest.approx(2.563, abs=1e-3)
+    assert pytest.approx(2.563, abs=1e-3) == RISE_10_90_PER_SIGMA
 
 
 # --- exposure, contrast, framing ---------------------------------------------------------------------

@@ -10,8 +10,15 @@ import pytest
 
 from defectscope.profile import load_profile
 from defectscope.records import DefectKind, Status
-from defectscope.synth import (DEGRADATIONS, random_scene, read_truth, render_scene, shipped_profiles,
-                               write_dataset, zones_touched)
+from defectscope.synth import (
+    DEGRADATIONS,
+    random_scene,
+    read_truth,
+    render_scene,
+    shipped_profiles,
+    write_dataset,
+    zones_touched,
+)
 
 PROFILES = shipped_profiles()
 SM = load_profile("iec-sm-upc")

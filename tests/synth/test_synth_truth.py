@@ -16,8 +16,19 @@ import pytest
 from defectscope.judge import judge
 from defectscope.profile import load_profile
 from defectscope.records import DefectKind, Status
-from defectscope.synth import (ChipSpec, DigSpec, OilSpec, ParticleSpec, ScratchSpec, SynthImage, make_scene,
-                               random_scene, render_scene, shipped_profiles, zones_touched)
+from defectscope.synth import (
+    ChipSpec,
+    DigSpec,
+    OilSpec,
+    ParticleSpec,
+    ScratchSpec,
+    SynthImage,
+    make_scene,
+    random_scene,
+    render_scene,
+    shipped_profiles,
+    zones_touched,
+)
 
 PROFILES = shipped_profiles()
 SM = load_profile("iec-sm-upc")

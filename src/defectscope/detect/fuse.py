@@ -78,10 +78,7 @@ def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_ga
              if h.kind == DefectKind.SCRATCH else h for h in hosts]
     loose = []
     for r in regions:  # rules 2 and 3
-        def belongs(k: int) -> bool:
-            shared = _overlap(r, reach[k])
-            return shared >= (1 if hosts[k].sources[0] in BLOB_DETECTORS else 0.6 * r.area)
-        i = next((k for k in range(len(hosts)) if belongs(k)), None)
+        i = next((k for k in range(len(hosts)) if _belongs(r, hosts[k], reach[k])), None)
         if i is None:
             loose.append(r)
         else:
@@ -89,6 +86,12 @@ def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_ga
     merged = _merge_fragments(loose, merge_gap_px)  # rule 4
     merged = [_as_scratch_if_thin(c, min_scratch_length_px, min_elongation) for c in merged]  # rule 5
     return hosts + merged
+
+
+def _belongs(region: Candidate, host: Candidate, reach: Candidate) -> bool:
+    """Whether a region is part of a host: any overlap with a large blob, most of it otherwise."""
+    shared = _overlap(region, reach)
+    return shared >= (1 if host.sources[0] in BLOB_DETECTORS else 0.6 * region.area)
 
 
 def _candidates(cmap: CandidateMap) -> list[Candidate]:

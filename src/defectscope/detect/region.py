@@ -18,8 +18,16 @@ import numpy as np
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import (CORE_GUARD, components, detection_radius_px, fiber_guards, flatten_core, inspection_window, rank_residuals,
-                   zone_label_map, zone_noise)
+from .base import (
+    CORE_GUARD,
+    detection_radius_px,
+    fiber_guards,
+    flatten_core,
+    inspection_window,
+    rank_residuals,
+    zone_label_map,
+    zone_noise,
+)
 
 __all__ = ["RegionDetector"]
 

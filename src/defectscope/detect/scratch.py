@@ -26,9 +26,18 @@ from scipy.special import erf
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import (GUARD, OUTSIDE, Window, components, detection_radius_px, fiber_guards, flatten_core,
-                   inspection_window,
-                   rank_residuals, zone_label_map, zone_noise)
+from .base import (
+    GUARD,
+    OUTSIDE,
+    Window,
+    detection_radius_px,
+    fiber_guards,
+    flatten_core,
+    inspection_window,
+    rank_residuals,
+    zone_label_map,
+    zone_noise,
+)
 
 __all__ = ["ScratchDetector", "width_from_profile"]
 

@@ -9,10 +9,29 @@ data set (`write_dataset`, behind ``defectscope synth``).
 from .dataset import write_dataset
 from .plan import DEGRADATIONS, PASS_FRACTION, random_scene
 from .render import SynthImage, expected_verdicts, render_scene, shipped_profiles
-from .scene import (ChipSpec, DefectSpec, DigSpec, Illumination, OilSpec, ParticleSpec, Scene, ScratchSpec,
-                    Style, default_illumination, make_scene)
-from .truth import (TRUTH_SCHEMA, ExpectedVerdict, Truth, TruthConditions, TruthDefect, TruthGeometry,
-                    read_truth, zones_touched)
+from .scene import (
+                    ChipSpec,
+                    DefectSpec,
+                    DigSpec,
+                    Illumination,
+                    OilSpec,
+                    ParticleSpec,
+                    Scene,
+                    ScratchSpec,
+                    Style,
+                    default_illumination,
+                    make_scene,
+)
+from .truth import (
+                    TRUTH_SCHEMA,
+                    ExpectedVerdict,
+                    Truth,
+                    TruthConditions,
+                    TruthDefect,
+                    TruthGeometry,
+                    read_truth,
+                    zones_touched,
+)
 
 __all__ = [
     "Scene",

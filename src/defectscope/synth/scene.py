@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from ..profile import Profile, load_profile
 from .truth import Degradation
@@ -175,7 +175,7 @@ class ChipSpec:
     note: str = ""
 
 
-DefectSpec = Union[ScratchSpec, DigSpec, ParticleSpec, OilSpec, ChipSpec]
+DefectSpec = ScratchSpec | DigSpec | ParticleSpec | OilSpec | ChipSpec
 
 
 @dataclass(frozen=True)
