@@ -64,8 +64,10 @@ def unique_images(data: Path, folders: Sequence[str]) -> tuple[list[Path], list[
     real data into the repository; it is licensed for evaluation only).
     """
     if not data.is_dir():
-        fail(f"{data}: real image folder not found; this benchmark needs ../shared/data/fiber-real next "
-             "to the repository (or --data PATH). The images are never copied into the repository.")
+        fail(
+            f"{data}: real image folder not found; this benchmark needs ../shared/data/fiber-real next "
+            "to the repository (or --data PATH). The images are never copied into the repository."
+        )
     missing = [f for f in folders if not (data / f).is_dir()]
     if missing:
         fail(f"{data}: missing sub-folder(s) {', '.join(missing)}; expected {', '.join(folders)}")

@@ -74,8 +74,12 @@ TARGETS = (
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="keep images, truths, reports in this new or empty folder (default: a temp one)")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="keep images, truths, reports in this new or empty folder (default: a temp one)",
+    )
     parser.add_argument("--overlays", action="store_true", help="also write overlay PNGs next to the reports")
     parser.add_argument("--jobs", type=int, default=2, help="inspection processes (default 2)")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "accuracy.json")
@@ -87,13 +91,24 @@ def main(argv: list[str] | None = None) -> dict:
     # OpenCV's thread pool exists (generation would start it) deadlocks the workers.
     cv2.setNumThreads(1)
     result = header("accuracy", argv)
-    result["subsets_planned"] = [{"name": s.name, "profile": s.profile, "seed": s.seed, "n": s.n,
-                                  "degraded": s.degraded, "style": "mixed"} for s in SUBSETS]
+    result["subsets_planned"] = [
+        {
+            "name": s.name,
+            "profile": s.profile,
+            "seed": s.seed,
+            "n": s.n,
+            "degraded": s.degraded,
+            "style": "mixed",
+        }
+        for s in SUBSETS
+    ]
     result["jobs"] = args.jobs
     if args.workdir is not None:
         if args.workdir.exists() and (not args.workdir.is_dir() or any(args.workdir.iterdir())):
-            fail(f"{args.workdir}: exists and is not an empty folder; give a new or empty --workdir "
-                 "so that old files cannot mix in")
+            fail(
+                f"{args.workdir}: exists and is not an empty folder; give a new or empty --workdir "
+                "so that old files cannot mix in"
+            )
         args.workdir.mkdir(parents=True, exist_ok=True)
         evaluations, timing, problems = _run(args.workdir, overlays=args.overlays, jobs=args.jobs)
         result["workdir"] = str(args.workdir)
@@ -107,8 +122,11 @@ def main(argv: list[str] | None = None) -> dict:
     result["timing_s"] = timing
     result["results"] = _rounded(summaries)
     result["targets"] = _targets(summaries["combined"])
-    problems += [f"{name}: {s['n_missing_reports']} images have no report"
-                 for name, s in summaries.items() if name != "combined" and s["n_missing_reports"]]
+    problems += [
+        f"{name}: {s['n_missing_reports']} images have no report"
+        for name, s in summaries.items()
+        if name != "combined" and s["n_missing_reports"]
+    ]
     result["problems"] = problems
     write_result(args.out, result)
     print(_table(result))
@@ -120,6 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 # --- running ---------------------------------------------------------------------------------------
 
+
 def _run(workdir: Path, *, overlays: bool, jobs: int) -> tuple[dict[str, Evaluation], dict, list[str]]:
     """Generate, inspect and evaluate each subset; also returns signs of a broken setup."""
     evaluations: dict[str, Evaluation] = {}
@@ -129,8 +148,9 @@ def _run(workdir: Path, *, overlays: bool, jobs: int) -> tuple[dict[str, Evaluat
         data_dir, reports_dir = workdir / s.name / "images", workdir / s.name / "reports"
         reports_dir.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
-        truths = write_dataset(data_dir, n=s.n, seed=s.seed, profile=s.profile, style="mixed",
-                               degraded=s.degraded)
+        truths = write_dataset(
+            data_dir, n=s.n, seed=s.seed, profile=s.profile, style="mixed", degraded=s.degraded
+        )
         generate_s = time.perf_counter() - t
         images = [p.parent / read_truth(p).image for p in truths]
         options = BatchOptions(profile=load_profile(s.profile), out_dir=reports_dir, overlay=overlays)
@@ -139,18 +159,25 @@ def _run(workdir: Path, *, overlays: bool, jobs: int) -> tuple[dict[str, Evaluat
         inspect_s = time.perf_counter() - t
         if len(reports) != len(images):
             fail(f"{s.name}: inspect_batch returned {len(reports)} reports for {len(images)} images", code=1)
-        internal = [Path(r.image.path).name for r in reports
-                    if any("internal error" in reason for reason in r.verdict.reasons)]
+        internal = [
+            Path(r.image.path).name
+            for r in reports
+            if any("internal error" in reason for reason in r.verdict.reasons)
+        ]
         if internal:
             problems.append(f"{s.name}: internal error inspecting {len(internal)} images, e.g. {internal[0]}")
         evaluations[s.name] = evaluate_reports(data_dir, reports_dir)
         timing[s.name] = {"generate_s": round(generate_s, 2), "inspect_s": round(inspect_s, 2)}
-        print(f"  {s.name}: generated {s.n} in {generate_s:.1f} s, inspected in {inspect_s:.1f} s "
-              f"(jobs={jobs})", file=sys.stderr)
+        print(
+            f"  {s.name}: generated {s.n} in {generate_s:.1f} s, inspected in {inspect_s:.1f} s "
+            f"(jobs={jobs})",
+            file=sys.stderr,
+        )
     return evaluations, timing, problems
 
 
 # --- summaries -------------------------------------------------------------------------------------
+
 
 def _summarize(ev: Evaluation) -> dict:
     if len(ev.profiles) != 1:
@@ -163,23 +190,37 @@ def _summarize(ev: Evaluation) -> dict:
         "n_degraded": p.n_degraded,
         "n_missing_reports": len(ev.missing_reports),
         "verdict": {
-            "n_images": v.n_images, "n_correct": v.n_correct, "accuracy": v.accuracy,
-            "n_expected_not_pass": v.n_expected_not_pass, "false_pass_count": v.false_pass_count,
-            "false_pass_rate": v.false_pass_rate, "safe_disagreements": v.safe_disagreements,
-            "n_expected_pass": v.n_expected_pass, "false_reject_count": v.false_reject_count,
-            "false_reject_rate": v.false_reject_rate, "confusion": v.confusion,
+            "n_images": v.n_images,
+            "n_correct": v.n_correct,
+            "accuracy": v.accuracy,
+            "n_expected_not_pass": v.n_expected_not_pass,
+            "false_pass_count": v.false_pass_count,
+            "false_pass_rate": v.false_pass_rate,
+            "safe_disagreements": v.safe_disagreements,
+            "n_expected_pass": v.n_expected_pass,
+            "false_reject_count": v.false_reject_count,
+            "false_reject_rate": v.false_reject_rate,
+            "confusion": v.confusion,
         },
         "geometry": {
-            "n_compared": g.n_compared, "n_expected_missing": g.n_expected_missing,
-            "centre_error_median_px": g.centre_error_px.median, "centre_error_p95_px": g.centre_error_px.p95,
+            "n_compared": g.n_compared,
+            "n_expected_missing": g.n_expected_missing,
+            "centre_error_median_px": g.centre_error_px.median,
+            "centre_error_p95_px": g.centre_error_px.p95,
             "centre_error_max_px": g.centre_error_px.max,
             "radius_error_median_signed_pct": g.radius_error_pct.median_signed,
-            "radius_error_p95_pct": g.radius_error_pct.p95, "radius_error_max_pct": g.radius_error_pct.max,
+            "radius_error_p95_pct": g.radius_error_pct.p95,
+            "radius_error_max_pct": g.radius_error_pct.max,
         },
         "defects": {
-            "n_truth": d.n_truth, "n_found": d.n_found, "n_reported": d.n_correct + d.n_false_positive,
-            "n_correct": d.n_correct, "n_false_positive": d.n_false_positive, "n_ignored": d.n_ignored,
-            "recall": d.recall, "precision": d.precision,
+            "n_truth": d.n_truth,
+            "n_found": d.n_found,
+            "n_reported": d.n_correct + d.n_false_positive,
+            "n_correct": d.n_correct,
+            "n_false_positive": d.n_false_positive,
+            "n_ignored": d.n_ignored,
+            "recall": d.recall,
+            "precision": d.precision,
             "recall_ab_ge_2um": d.recall_ab_ge_2um.to_dict(),
             "recall_cd_ge_5um": d.recall_cd_ge_5um.to_dict(),
             "size_error_median_um": {k: s.median for k, s in d.size_error_um.items()},
@@ -193,10 +234,16 @@ def _summarize(ev: Evaluation) -> dict:
 
 
 def _disagreement(x) -> dict:
-    return {"image": x.image, "problem": x.problem, "expected": x.expected_status.value,
-            "reported": x.reported_status.value if x.reported_status is not None else None,
-            "reported_reasons": list(x.reported_reasons[:2]), "degraded": x.degraded,
-            "n_missed": len(x.missed), "n_false": len(x.false_detections)}
+    return {
+        "image": x.image,
+        "problem": x.problem,
+        "expected": x.expected_status.value,
+        "reported": x.reported_status.value if x.reported_status is not None else None,
+        "reported_reasons": list(x.reported_reasons[:2]),
+        "degraded": x.degraded,
+        "n_missed": len(x.missed),
+        "n_false": len(x.false_detections),
+    }
 
 
 def _combine(subsets: dict[str, dict]) -> dict:
@@ -214,10 +261,13 @@ def _combine(subsets: dict[str, dict]) -> dict:
         return num / den if den else None
 
     statuses = parts[0]["verdict"]["confusion"].keys()
-    confusion = {e: {r: sum(p["verdict"]["confusion"][e][r] for p in parts) for r in statuses}
-                 for e in statuses}
-    headline = {h: {"n_truth": total("defects", h, "n_truth"), "n_found": total("defects", h, "n_found")}
-                for h in ("recall_ab_ge_2um", "recall_cd_ge_5um")}
+    confusion = {
+        e: {r: sum(p["verdict"]["confusion"][e][r] for p in parts) for r in statuses} for e in statuses
+    }
+    headline = {
+        h: {"n_truth": total("defects", h, "n_truth"), "n_found": total("defects", h, "n_found")}
+        for h in ("recall_ab_ge_2um", "recall_cd_ge_5um")
+    }
     for h in headline.values():
         h["recall"] = rate(h["n_found"], h["n_truth"])
     by_kind = {}
@@ -226,10 +276,22 @@ def _combine(subsets: dict[str, dict]) -> dict:
         c["recall"], c["precision"] = rate(c["n_found"], c["n_truth"]), rate(c["n_correct"], c["n_reported"])
         by_kind[k] = c
     # each subset lists its first N_LISTED by (problem, image), so these hold the first N_LISTED overall
-    listed = sorted(((i, name, x) for i, (name, p) in enumerate(subsets.items()) for x in p["disagreements"]),
-                    key=lambda ix: (_PROBLEM_ORDER[ix[2]["problem"]], ix[0], ix[2]["image"]))
-    v = {f: total("verdict", f) for f in ("n_images", "n_correct", "n_expected_not_pass", "false_pass_count",
-                                          "safe_disagreements", "n_expected_pass", "false_reject_count")}
+    listed = sorted(
+        ((i, name, x) for i, (name, p) in enumerate(subsets.items()) for x in p["disagreements"]),
+        key=lambda ix: (_PROBLEM_ORDER[ix[2]["problem"]], ix[0], ix[2]["image"]),
+    )
+    v = {
+        f: total("verdict", f)
+        for f in (
+            "n_images",
+            "n_correct",
+            "n_expected_not_pass",
+            "false_pass_count",
+            "safe_disagreements",
+            "n_expected_pass",
+            "false_reject_count",
+        )
+    }
     problems = sum((Counter(p["disagreements_by_problem"]) for p in parts), Counter())
     return {
         "note": "counts summed over subsets, rates recomputed; p95s and medians are the worst subset's",
@@ -252,8 +314,10 @@ def _combine(subsets: dict[str, dict]) -> dict:
             "radius_error_max_pct": worst("geometry", "radius_error_max_pct"),
         },
         "defects": {
-            **{f: total("defects", f) for f in ("n_truth", "n_found", "n_reported", "n_correct",
-                                                 "n_false_positive", "n_ignored")},
+            **{
+                f: total("defects", f)
+                for f in ("n_truth", "n_found", "n_reported", "n_correct", "n_false_positive", "n_ignored")
+            },
             "recall": rate(total("defects", "n_found"), total("defects", "n_truth")),
             "precision": rate(total("defects", "n_correct"), total("defects", "n_reported")),
             **headline,
@@ -301,6 +365,7 @@ def _get(d: dict, key: tuple):
 
 # --- printing --------------------------------------------------------------------------------------
 
+
 def _fmt(value, unit: str) -> str:
     if value is None:
         return "n/a"
@@ -315,9 +380,11 @@ def _table(result: dict) -> str:
     res = result["results"]
     names = [s.name for s in SUBSETS] + ["combined"]
     width = 11
-    lines = [f"accuracy  git {result['git_sha'][:10]}{' (dirty src)' if result['git_dirty'] else ''}; "
-             + ", ".join(f"{s.name}: {s.n} x {s.profile} seed {s.seed}" for s in SUBSETS),
-             f"{'':20}" + "".join(f"{n:>{width}}" for n in names) + "   target"]
+    lines = [
+        f"accuracy  git {result['git_sha'][:10]}{' (dirty src)' if result['git_dirty'] else ''}; "
+        + ", ".join(f"{s.name}: {s.n} x {s.profile} seed {s.seed}" for s in SUBSETS),
+        f"{'':20}" + "".join(f"{n:>{width}}" for n in names) + "   target",
+    ]
     for label, key, unit, text, test in TARGETS:
         cells = "".join(f"{_fmt(_get(res[n], key), unit):>{width}}" for n in names)
         verdict = ""
@@ -325,22 +392,37 @@ def _table(result: dict) -> str:
             verdict = f"   {text:9} {mark(result['targets'][label]['met'])}"
         lines.append(f"{label:20}{cells}{verdict}")
     fp = res["combined"]["verdict"]
-    lines.append(f"false passes: {fp['false_pass_count']} of {fp['n_expected_not_pass']} images expected "
-                 "not PASS; combined p95/medians are the worst subset's")
+    lines.append(
+        f"false passes: {fp['false_pass_count']} of {fp['n_expected_not_pass']} images expected "
+        "not PASS; combined p95/medians are the worst subset's"
+    )
     kinds = res["combined"]["defects"]["by_kind"]
-    lines.append("per kind (combined) recall/precision: " + ", ".join(
-        f"{k} {_fmt(c['recall'], 'pct')}/{_fmt(c['precision'], 'pct')} (n={c['n_truth']})"
-        for k, c in kinds.items() if c["n_truth"] or c["n_reported"]))
+    lines.append(
+        "per kind (combined) recall/precision: "
+        + ", ".join(
+            f"{k} {_fmt(c['recall'], 'pct')}/{_fmt(c['precision'], 'pct')} (n={c['n_truth']})"
+            for k, c in kinds.items()
+            if c["n_truth"] or c["n_reported"]
+        )
+    )
     for x in res["combined"]["disagreements"][:8]:
-        lines.append(f"  {x['subset']:9} {x['image']:28} {x['problem']:14} expected {x['expected']:12} "
-                     f"reported {x['reported']}")
+        lines.append(
+            f"  {x['subset']:9} {x['image']:28} {x['problem']:14} expected {x['expected']:12} "
+            f"reported {x['reported']}"
+        )
     if res["combined"]["n_disagreements"] > 8:
-        lines.append(f"  ... {res['combined']['n_disagreements']} disagreements in all "
-                     f"{res['combined']['disagreements_by_problem']}; the JSON lists the first {N_LISTED} "
-                     "per subset and combined")
+        lines.append(
+            f"  ... {res['combined']['n_disagreements']} disagreements in all "
+            f"{res['combined']['disagreements_by_problem']}; the JSON lists the first {N_LISTED} "
+            "per subset and combined"
+        )
     timing = result["timing_s"]
-    lines.append("time: " + ", ".join(f"{n} generate {t['generate_s']} s + inspect {t['inspect_s']} s"
-                                      for n, t in timing.items()))
+    lines.append(
+        "time: "
+        + ", ".join(
+            f"{n} generate {t['generate_s']} s + inspect {t['inspect_s']} s" for n, t in timing.items()
+        )
+    )
     return "\n".join(lines)
 
 

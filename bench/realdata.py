@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "realdata.json")
-    parser.add_argument("--overlays", type=Path, default=None, help="write overlays here (never into the repo)")
+    parser.add_argument(
+        "--overlays", type=Path, default=None, help="write overlays here (never into the repo)"
+    )
     args = parser.parse_args(argv)
 
     from defectscope.inspector import Inspector
@@ -67,12 +69,19 @@ def main(argv: list[str] | None = None) -> int:
                 write_overlay(inspection.frame, report, args.overlays / f"{folder}__{path.stem}.overlay.png")
         n = len(paths)
         result["folders"][folder] = {
-            "profile": profile, "cladding_um": cladding_um, "expected": expected,
-            "n_unique": n, "n_duplicates_skipped": len(duplicates),
-            "with_geometry": len(radii), "geometry_rate": round(len(radii) / n, 4) if n else None,
-            "cladding_radius_px": {"min": round(min(radii), 1), "max": round(max(radii), 1)} if radii else None,
+            "profile": profile,
+            "cladding_um": cladding_um,
+            "expected": expected,
+            "n_unique": n,
+            "n_duplicates_skipped": len(duplicates),
+            "with_geometry": len(radii),
+            "geometry_rate": round(len(radii) / n, 4) if n else None,
+            "cladding_radius_px": {"min": round(min(radii), 1), "max": round(max(radii), 1)}
+            if radii
+            else None,
             "pixel_aspect": dict(aspects),
-            "verdicts": dict(statuses), "no_geometry_reasons": dict(reasons),
+            "verdicts": dict(statuses),
+            "no_geometry_reasons": dict(reasons),
         }
     result["labels"] = _label_agreement(labels, verdict_by_file)
     result["seconds"] = round(time.perf_counter() - t0, 1)
@@ -115,8 +124,11 @@ def _reason_kind(reasons: tuple[str, ...]) -> str:
 def _print(result: dict) -> None:
     print("realdata  (unique images per folder)")
     for folder, r in result["folders"].items():
-        print(f"  {folder:22s} {r['n_unique']:3d} images  geometry {r['with_geometry']:3d}  verdicts {r['verdicts']}"
-              f"  no-geometry reasons {r['no_geometry_reasons']}")
+        print(
+            f"  {folder:22s} {r['n_unique']:3d} images  geometry {r['with_geometry']:3d}"
+            f"  verdicts {r['verdicts']}"
+            f"  no-geometry reasons {r['no_geometry_reasons']}"
+        )
     for label, r in result["labels"].items():
         print(f"  label {label!r}: {r['n']} images -> {r['verdicts']}")
     print(f"  ({result['seconds']} s)")

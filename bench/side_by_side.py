@@ -41,8 +41,15 @@ CROP_PX = 340  # gallery tiles: square crops around the fiber
 LABEL_PX = 22
 GAP_PX = 4
 MAX_TRIES = 500
-KIND_BGR = {"scratch": (40, 40, 255), "dig": (0, 150, 255), "particle": (0, 230, 255), "oil": (255, 200, 0),
-            "chip": (255, 0, 255), "crack": (0, 255, 0), "anomaly": (255, 120, 120)}
+KIND_BGR = {
+    "scratch": (40, 40, 255),
+    "dig": (0, 150, 255),
+    "particle": (0, 230, 255),
+    "oil": (255, 200, 0),
+    "chip": (255, 0, 255),
+    "crack": (0, 255, 0),
+    "anomaly": (255, 120, 120),
+}
 
 
 @dataclass(frozen=True)
@@ -79,13 +86,25 @@ GALLERY = (
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="folder holding the real images (default: <repo>/../shared/data/fiber-real)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder holding the real images (default: <repo>/../shared/data/fiber-real)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing scenes and real images")
-    parser.add_argument("--picture", type=Path, default=RESULTS_DIR / "local" / "side_by_side.png",
-                        help="real + synthetic picture, git-ignored (default under bench/results/local/)")
-    parser.add_argument("--gallery", type=Path, default=RESULTS_DIR / "synthetic_gallery.png",
-                        help="synthetic-only gallery (default bench/results/synthetic_gallery.png)")
+    parser.add_argument(
+        "--picture",
+        type=Path,
+        default=RESULTS_DIR / "local" / "side_by_side.png",
+        help="real + synthetic picture, git-ignored (default under bench/results/local/)",
+    )
+    parser.add_argument(
+        "--gallery",
+        type=Path,
+        default=RESULTS_DIR / "synthetic_gallery.png",
+        help="synthetic-only gallery (default bench/results/synthetic_gallery.png)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "side_by_side.json")
     args = parser.parse_args(argv)
     _refuse_committable(args.picture)
@@ -105,12 +124,18 @@ def main(argv: list[str] | None = None) -> dict:
     endfaces, _ = unique_images(args.data, ("endfaces",))
     real_scopes = [scopes[i] for i in sorted(rng.choice(len(scopes), 4, replace=False))]
     real_endfaces = [endfaces[i] for i in sorted(rng.choice(len(endfaces), 2, replace=False))]
-    synth_scopes = [_synthetic(s, 1_000 * (i + 1) + args.seed, profiles)
-                    for i, s in enumerate(SIDE_BY_SIDE_SYNTH)]
-    synth_ends = [_synthetic(s, 5_000 * (i + 1) + args.seed, profiles)
-                  for i, s in enumerate(SIDE_BY_SIDE_ENDFACE_SYNTH)]
-    tiles = ([_real_tile(p) for p in real_scopes] + [_synth_tile(img) for img in synth_scopes]
-             + [_real_tile(p) for p in real_endfaces] + [_synth_tile(img) for img in synth_ends])
+    synth_scopes = [
+        _synthetic(s, 1_000 * (i + 1) + args.seed, profiles) for i, s in enumerate(SIDE_BY_SIDE_SYNTH)
+    ]
+    synth_ends = [
+        _synthetic(s, 5_000 * (i + 1) + args.seed, profiles) for i, s in enumerate(SIDE_BY_SIDE_ENDFACE_SYNTH)
+    ]
+    tiles = (
+        [_real_tile(p) for p in real_scopes]
+        + [_synth_tile(img) for img in synth_scopes]
+        + [_real_tile(p) for p in real_endfaces]
+        + [_synth_tile(img) for img in synth_ends]
+    )
     _write_png(args.picture, _grid(tiles, columns=4))
     result["real_images"] = [f"{p.parent.name}/{p.name}" for p in real_scopes + real_endfaces]
     result["synthetic_frames"] = [_describe(img) for img in synth_scopes + synth_ends]
@@ -122,6 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 # --- choosing and rendering ------------------------------------------------------------------------
 
+
 def _synthetic(slot: Slot, first_seed: int, profiles) -> SynthImage:
     """Render the first scene from `first_seed` on that matches `slot`."""
     profile = load_profile(slot.profile)
@@ -130,18 +156,27 @@ def _synthetic(slot: Slot, first_seed: int, profiles) -> SynthImage:
         scene = random_scene(seed, profile, style=style, target=slot.target)
         if scene.illumination.variant == slot.variant and slot.width in (None, scene.width):
             return render_scene(scene, profiles=profiles, name=f"synth-{seed}")
-    fail(f"no scene matching {slot} in seeds {first_seed}..{first_seed + MAX_TRIES - 1}; "
-         "has the generator changed its looks?", code=1)
+    fail(
+        f"no scene matching {slot} in seeds {first_seed}..{first_seed + MAX_TRIES - 1}; "
+        "has the generator changed its looks?",
+        code=1,
+    )
 
 
 def _describe(img: SynthImage) -> dict:
     t = img.truth
-    return {"seed": t.seed, "profile": t.profile, "variant": img.scene.illumination.variant,
-            "size": [t.width, t.height], "expected": t.expected[t.profile].status.value,
-            "defects": [d.kind.value for d in t.defects]}
+    return {
+        "seed": t.seed,
+        "profile": t.profile,
+        "variant": img.scene.illumination.variant,
+        "size": [t.width, t.height],
+        "expected": t.expected[t.profile].status.value,
+        "defects": [d.kind.value for d in t.defects],
+    }
 
 
 # --- drawing ---------------------------------------------------------------------------------------
+
 
 def _real_tile(path: Path) -> np.ndarray:
     frame = read_frame(path)  # the grey frame the Inspector sees
@@ -163,8 +198,12 @@ def _gallery_tile(img: SynthImage) -> np.ndarray:
     y0 = int(round(min(max(g.center_xy[1] - half_px, 0), t.height - 2 * half_px)))
     side = int(round(2 * half_px))
     scale = CROP_PX / side
-    tile = cv2.cvtColor(cv2.resize(img.pixels[y0:y0 + side, x0:x0 + side], (CROP_PX, CROP_PX),
-                                   interpolation=cv2.INTER_AREA), cv2.COLOR_GRAY2BGR)
+    tile = cv2.cvtColor(
+        cv2.resize(
+            img.pixels[y0 : y0 + side, x0 : x0 + side], (CROP_PX, CROP_PX), interpolation=cv2.INTER_AREA
+        ),
+        cv2.COLOR_GRAY2BGR,
+    )
 
     def to_tile(xy) -> np.ndarray:
         return np.round((np.asarray(xy, np.float64).reshape(-1, 2) - (x0, y0)) * scale).astype(np.int32)
@@ -185,8 +224,11 @@ def _gallery_tile(img: SynthImage) -> np.ndarray:
 def _legend(width_px: int) -> np.ndarray:
     """A strip naming the outline colour of each defect kind."""
     strip = np.zeros((LABEL_PX + 4, width_px, 3), np.uint8)
-    items = [("truth outlines:", (220, 220, 220), 120), *((k, c, 90) for k, c in KIND_BGR.items()),
-             ("(small ones ringed)", (220, 220, 220), 0)]
+    items = [
+        ("truth outlines:", (220, 220, 220), 120),
+        *((k, c, 90) for k, c in KIND_BGR.items()),
+        ("(small ones ringed)", (220, 220, 220), 0),
+    ]
     x = 5
     for text, colour, advance_px in items:
         cv2.putText(strip, text, (x, LABEL_PX - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, colour, 1, cv2.LINE_AA)
@@ -202,7 +244,7 @@ def _fit(grey: np.ndarray, wh: tuple[int, int]) -> np.ndarray:
     small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
     out = np.full((h, w), 24, np.uint8)
     y, x = (h - size[1]) // 2, (w - size[0]) // 2
-    out[y:y + size[1], x:x + size[0]] = small
+    out[y : y + size[1], x : x + size[0]] = small
     return cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
 
 
@@ -218,22 +260,26 @@ def _grid(tiles: list[np.ndarray], *, columns: int) -> np.ndarray:
     out = np.zeros((rows * h + (rows - 1) * GAP_PX, columns * w + (columns - 1) * GAP_PX, 3), np.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
-        out[r * (h + GAP_PX):r * (h + GAP_PX) + h, c * (w + GAP_PX):c * (w + GAP_PX) + w] = tile
+        out[r * (h + GAP_PX) : r * (h + GAP_PX) + h, c * (w + GAP_PX) : c * (w + GAP_PX) + w] = tile
     return out
 
 
 # --- files -----------------------------------------------------------------------------------------
 
+
 def _refuse_committable(path: Path) -> None:
     """Stop (exit 2) if git would track `path`: the picture holds evaluation-only real images."""
     try:
-        done = subprocess.run(["git", "check-ignore", "-q", str(path.resolve())], cwd=REPO_ROOT,
-                              capture_output=True)
+        done = subprocess.run(
+            ["git", "check-ignore", "-q", str(path.resolve())], cwd=REPO_ROOT, capture_output=True
+        )
     except OSError:
         return
     if done.returncode == 1:  # inside the repository and not ignored
-        fail(f"{path}: git would track this file, but the picture contains real images licensed for "
-             "evaluation only; write it under bench/results/local/ (git-ignored) instead")
+        fail(
+            f"{path}: git would track this file, but the picture contains real images licensed for "
+            "evaluation only; write it under bench/results/local/ (git-ignored) instead"
+        )
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:

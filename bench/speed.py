@@ -48,10 +48,17 @@ _UNITS = {"median_ms": " ms", "p99_ms": " ms", "throughput_mp_per_s": " MP/s", "
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="folder holding the real images (default: <repo>/../shared/data/fiber-real)")
-    parser.add_argument("--profile", default="iec-mm-pc",
-                        help="profile to inspect with (default iec-mm-pc: 50/91 um-core multimode fibers)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder holding the real images (default: <repo>/../shared/data/fiber-real)",
+    )
+    parser.add_argument(
+        "--profile",
+        default="iec-mm-pc",
+        help="profile to inspect with (default iec-mm-pc: 50/91 um-core multimode fibers)",
+    )
     parser.add_argument("--passes", type=int, default=5, help="timed passes over all images (default 5)")
     parser.add_argument("--batch-images", type=int, default=200, help="images per batch run (default 200)")
     parser.add_argument("--batch-runs", type=int, default=3, help="batch runs per jobs setting (default 3)")
@@ -71,20 +78,34 @@ def main(argv: list[str] | None = None) -> dict:
         profile = load_profile(args.profile)  # a bad name fails here, before any timing
     except DefectscopeError as exc:
         fail(str(exc))
-    result.update({
-        "data": str(args.data), "folders": list(FOLDERS), "profile": profile.name,
-        "n_images": len(images), "megapixels_per_image": round(SIZE_WH[0] * SIZE_WH[1] / 1e6, 4),
-        "skipped": skipped, "passes": args.passes, "seed": args.seed, "opencv_threads_latency": 1,
-    })
-    print(f"speed: {len(images)} unique {SIZE_WH[0]}x{SIZE_WH[1]} images from {args.data}, "
-          f"profile {profile.name}", file=sys.stderr)
+    result.update(
+        {
+            "data": str(args.data),
+            "folders": list(FOLDERS),
+            "profile": profile.name,
+            "n_images": len(images),
+            "megapixels_per_image": round(SIZE_WH[0] * SIZE_WH[1] / 1e6, 4),
+            "skipped": skipped,
+            "passes": args.passes,
+            "seed": args.seed,
+            "opencv_threads_latency": 1,
+        }
+    )
+    print(
+        f"speed: {len(images)} unique {SIZE_WH[0]}x{SIZE_WH[1]} images from {args.data}, "
+        f"profile {profile.name}",
+        file=sys.stderr,
+    )
 
-    result["thread_pools"] = [{k: pool.get(k) for k in ("user_api", "internal_api", "num_threads", "version")}
-                              for pool in threadpool_info()]
+    result["thread_pools"] = [
+        {k: pool.get(k) for k in ("user_api", "internal_api", "num_threads", "version")}
+        for pool in threadpool_info()
+    ]
     with threadpool_limits(limits=1):  # one core also for BLAS/OpenMP pools, not only OpenCV's
         result["latency"], problems = _latency(images, profile.name, passes=args.passes, seed=args.seed)
-    result["throughput"] = _throughput([p for p, _ in images], profile, n_images=args.batch_images,
-                                       runs=args.batch_runs, jobs=args.jobs)
+    result["throughput"] = _throughput(
+        [p for p, _ in images], profile, n_images=args.batch_images, runs=args.batch_runs, jobs=args.jobs
+    )
     result["targets"] = _targets(result)
     result["problems"] = problems
     write_result(args.out, result)
@@ -96,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 # --- inputs --------------------------------------------------------------------------------------
+
 
 def _load_images(data: Path) -> tuple[list[tuple[Path, bytes]], dict]:
     """Unique (by sha256) 1152x864 images of FOLDERS as (path, bytes), and what was skipped."""
@@ -118,8 +140,10 @@ def _load_images(data: Path) -> tuple[list[tuple[Path, bytes]], dict]:
 
 # --- latency -------------------------------------------------------------------------------------
 
-def _latency(images: list[tuple[Path, bytes]], profile_name: str, *, passes: int,
-             seed: int) -> tuple[dict, list[str]]:
+
+def _latency(
+    images: list[tuple[Path, bytes]], profile_name: str, *, passes: int, seed: int
+) -> tuple[dict, list[str]]:
     inspector = Inspector.from_profile(profile_name)
     n = len(images)
     rng = np.random.default_rng(seed)
@@ -133,8 +157,13 @@ def _latency(images: list[tuple[Path, bytes]], profile_name: str, *, passes: int
 
     t0 = time.perf_counter()
     warm = [_time_one(inspector, path, blob)[0] for path, blob in images]
-    warmup = {"passes": 1, "wall_s": round(time.perf_counter() - t0, 3), "first_image_ms": round(warm[0], 2),
-              "median_ms": round(float(np.median(warm)), 2), "max_ms": round(float(np.max(warm)), 2)}
+    warmup = {
+        "passes": 1,
+        "wall_s": round(time.perf_counter() - t0, 3),
+        "first_image_ms": round(warm[0], 2),
+        "median_ms": round(float(np.median(warm)), 2),
+        "max_ms": round(float(np.max(warm)), 2),
+    }
     print(f"  warm-up pass: {warmup['wall_s']} s", file=sys.stderr)
 
     for k in range(passes):
@@ -169,14 +198,18 @@ def _latency(images: list[tuple[Path, bytes]], profile_name: str, *, passes: int
         "note": "ms per image; per_image: statistics over each image's median across passes",
         "warmup": warmup,
         "inspect_ms": {"per_image": _stats(per_image), "pooled": _stats(inspect_ms.ravel())},
-        "inspect_cpu_ms": {"per_image": _stats(np.median(inspect_cpu_ms, axis=0)),
-                           "pooled": _stats(inspect_cpu_ms.ravel()),
-                           "note": "CPU time (time.process_time), less sensitive to other load"},
+        "inspect_cpu_ms": {
+            "per_image": _stats(np.median(inspect_cpu_ms, axis=0)),
+            "pooled": _stats(inspect_cpu_ms.ravel()),
+            "note": "CPU time (time.process_time), less sensitive to other load",
+        },
         "cpu_over_wall": round(float(inspect_cpu_ms.sum() / inspect_ms.sum()), 3),
         "pass_median_ms": [round(float(np.median(row)), 2) for row in inspect_ms],
         "decode_unchanged_ms": {"per_image": _stats(per_image_decode), "pooled": _stats(decode_ms.ravel())},
-        "decode_grayscale_ms": {"per_image": _stats(np.median(decode_grey_ms, axis=0)),
-                                "pooled": _stats(decode_grey_ms.ravel())},
+        "decode_grayscale_ms": {
+            "per_image": _stats(np.median(decode_grey_ms, axis=0)),
+            "pooled": _stats(decode_grey_ms.ravel()),
+        },
         "inspect_over_decode": {
             "ratio_of_medians": round(float(np.median(per_image) / np.median(per_image_decode)), 2),
             "ratio_of_sums": round(float(per_image.sum() / per_image_decode.sum()), 2),
@@ -197,12 +230,18 @@ def _time_one(inspector: Inspector, path: Path, blob: bytes):
 
 
 def _stats(ms: np.ndarray) -> dict:
-    return {"n": int(ms.size), "median": round(float(np.median(ms)), 3),
-            "p90": round(float(np.percentile(ms, 90)), 3), "p99": round(float(np.percentile(ms, 99)), 3),
-            "max": round(float(ms.max()), 3), "mean": round(float(ms.mean()), 3)}
+    return {
+        "n": int(ms.size),
+        "median": round(float(np.median(ms)), 3),
+        "p90": round(float(np.percentile(ms, 90)), 3),
+        "p99": round(float(np.percentile(ms, 99)), 3),
+        "max": round(float(ms.max()), 3),
+        "mean": round(float(ms.mean()), 3),
+    }
 
 
 # --- throughput ----------------------------------------------------------------------------------
+
 
 def _throughput(paths: list[Path], profile, *, n_images: int, runs: int, jobs: int) -> dict:
     batch = [paths[i % len(paths)] for i in range(n_images)]
@@ -221,28 +260,40 @@ def _throughput(paths: list[Path], profile, *, n_images: int, runs: int, jobs: i
             load[j].append(round(os.getloadavg()[0], 2))
             if len(reports) != len(batch):
                 fail(f"inspect_batch returned {len(reports)} reports for {len(batch)} images", code=1)
-            print(f"  batch run {r + 1}/{runs}, jobs={j}: {wall[j][-1]:.2f} s, CPU {cpu[j][-1]:.2f} s, "
-                  f"load {load[j][-1]}", file=sys.stderr)
-    out = {"n_images": len(batch), "megapixels": round(megapixels, 2), "runs": runs,
-           "note": "wall time of inspect_batch, including starting the pool and reading the (cached) files; "
-                   "cpu_s: CPU time of this process and its workers; load_avg_1m: after each run",
-           "by_jobs": {}}
+            print(
+                f"  batch run {r + 1}/{runs}, jobs={j}: {wall[j][-1]:.2f} s, CPU {cpu[j][-1]:.2f} s, "
+                f"load {load[j][-1]}",
+                file=sys.stderr,
+            )
+    out = {
+        "n_images": len(batch),
+        "megapixels": round(megapixels, 2),
+        "runs": runs,
+        "note": "wall time of inspect_batch, including starting the pool and reading the (cached) files; "
+        "cpu_s: CPU time of this process and its workers; load_avg_1m: after each run",
+        "by_jobs": {},
+    }
     for j, w in wall.items():
         med = float(np.median(w))
         out["by_jobs"][str(j)] = {
-            "wall_s": [round(x, 3) for x in w], "wall_s_median": round(med, 3),
-            "images_per_s": round(len(batch) / med, 2), "mp_per_s": round(megapixels / med, 2),
+            "wall_s": [round(x, 3) for x in w],
+            "wall_s_median": round(med, 3),
+            "images_per_s": round(len(batch) / med, 2),
+            "mp_per_s": round(megapixels / med, 2),
             "cpu_s": [round(x, 3) for x in cpu[j]],
             "cpu_ms_per_image_median": round(1e3 * float(np.median(cpu[j])) / len(batch), 2),
-            "load_avg_1m": load[j]}
+            "load_avg_1m": load[j],
+        }
     out["jobs"] = jobs
     out["images_per_s"] = out["by_jobs"][str(jobs)]["images_per_s"]
     out["mp_per_s"] = out["by_jobs"][str(jobs)]["mp_per_s"]
     if jobs != 1:
         per_run = [w1 / wj for w1, wj in zip(wall[1], wall[jobs])]
-        out["scaling"] = {"jobs": jobs,
-                          "speedup_of_medians": round(float(np.median(wall[1]) / np.median(wall[jobs])), 2),
-                          "speedup_per_run_median": round(float(np.median(per_run)), 2)}
+        out["scaling"] = {
+            "jobs": jobs,
+            "speedup_of_medians": round(float(np.median(wall[1]) / np.median(wall[jobs])), 2),
+            "speedup_per_run_median": round(float(np.median(per_run)), 2),
+        }
     return out
 
 
@@ -254,16 +305,23 @@ def _cpu_s() -> float:
 
 # --- report --------------------------------------------------------------------------------------
 
+
 def _targets(result: dict) -> dict:
     lat = result["latency"]["inspect_ms"]["per_image"]
-    figures = {"median_ms": lat["median"], "p99_ms": lat["p99"],
-               "throughput_mp_per_s": result["throughput"]["mp_per_s"],
-               "inspect_over_decode": result["latency"]["inspect_over_decode"]["ratio_of_medians"]}
+    figures = {
+        "median_ms": lat["median"],
+        "p99_ms": lat["p99"],
+        "throughput_mp_per_s": result["throughput"]["mp_per_s"],
+        "inspect_over_decode": result["latency"]["inspect_over_decode"]["ratio_of_medians"],
+    }
     out = {}
     for key, value in figures.items():
         at_least = key == "throughput_mp_per_s"
-        out[key] = {"value": value, "target": f"{'>=' if at_least else '<='} {TARGETS[key]:g}{_UNITS[key]}",
-                    "met": value >= TARGETS[key] if at_least else value <= TARGETS[key]}
+        out[key] = {
+            "value": value,
+            "target": f"{'>=' if at_least else '<='} {TARGETS[key]:g}{_UNITS[key]}",
+            "met": value >= TARGETS[key] if at_least else value <= TARGETS[key],
+        }
     return out
 
 
@@ -297,8 +355,10 @@ def _summary(r: dict) -> str:
     ]
     for j, b in thr["by_jobs"].items():
         target = f" {check('throughput_mp_per_s')}" if int(j) == thr["jobs"] else ""
-        lines.append(f"  jobs={j}: {b['images_per_s']:.1f} images/s, {b['mp_per_s']:.1f} MP/s{target}  "
-                     f"(CPU {b['cpu_ms_per_image_median']} ms/image, load after runs {b['load_avg_1m']})")
+        lines.append(
+            f"  jobs={j}: {b['images_per_s']:.1f} images/s, {b['mp_per_s']:.1f} MP/s{target}  "
+            f"(CPU {b['cpu_ms_per_image_median']} ms/image, load after runs {b['load_avg_1m']})"
+        )
     if "scaling" in thr:
         lines.append(f"  scaling jobs={thr['jobs']} vs 1: {thr['scaling']['speedup_of_medians']}x")
     stable = "" if lat["verdicts_stable_across_passes"] else " (UNSTABLE across passes)"

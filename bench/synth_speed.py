@@ -29,10 +29,15 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 def _git_sha() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=_ROOT)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src/defectscope/synth"],
-                               capture_output=True, text=True, cwd=_ROOT).stdout.strip()
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=_ROOT
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src/defectscope/synth"],
+            capture_output=True,
+            text=True,
+            cwd=_ROOT,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

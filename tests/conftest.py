@@ -60,8 +60,9 @@ def mm_pc():
 @pytest.fixture(scope="session")
 def clean_scene() -> Scene:
     """A defect-free single-mode end face, bright ferrule, 0.45 µm/px, 600 x 600 px, JPEG 92."""
-    return make_scene("iec-sm-upc", um_per_px=0.45, width=600, height=600, center_xy=(303.2, 296.7),
-                      jpeg_quality=92, seed=3)
+    return make_scene(
+        "iec-sm-upc", um_per_px=0.45, width=600, height=600, center_xy=(303.2, 296.7), jpeg_quality=92, seed=3
+    )
 
 
 @pytest.fixture(scope="session")
@@ -80,12 +81,20 @@ def endface_files(tmp_path_factory, clean_scene):
     files = {}
     files["pass"] = [folder / "clean-bright.jpg", folder / "clean-dark.jpg"]
     write_scene(clean_scene, files["pass"][0])
-    write_scene(make_scene("iec-sm-upc", style="dark-ferrule", um_per_px=0.5, width=540, height=540, seed=4,
-                           jpeg_quality=90), files["pass"][1])
+    write_scene(
+        make_scene(
+            "iec-sm-upc", style="dark-ferrule", um_per_px=0.5, width=540, height=540, seed=4, jpeg_quality=90
+        ),
+        files["pass"][1],
+    )
     files["fail"] = folder / "dig-in-core.jpg"
     dig = DigSpec(center_um=(2.0, -1.5), size_um=10.0, contrast_grey=-50)
-    failing = write_scene(make_scene("iec-sm-upc", um_per_px=0.45, width=600, height=600, seed=5,
-                                     jpeg_quality=92, defects=[dig]), files["fail"])
+    failing = write_scene(
+        make_scene(
+            "iec-sm-upc", um_per_px=0.45, width=600, height=600, seed=5, jpeg_quality=92, defects=[dig]
+        ),
+        files["fail"],
+    )
     assert failing.truth.expected["iec-sm-upc"].status == "FAIL"
     files["degraded"] = folder / "defocus.png"
     scene = random_scene(11, "iec-sm-upc", degraded="defocus")

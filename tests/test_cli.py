@@ -39,8 +39,11 @@ def wide_terminal(monkeypatch):
 
 
 def _reports(folder: Path) -> dict[str, Report]:
-    return {p.stem: Report.from_json(p.read_text()) for p in sorted(folder.glob("*.json"))
-            if not p.name.endswith(".legacy.json")}
+    return {
+        p.stem: Report.from_json(p.read_text())
+        for p in sorted(folder.glob("*.json"))
+        if not p.name.endswith(".legacy.json")
+    }
 
 
 # --- inspect: outputs ----------------------------------------------------------------------------------
@@ -70,8 +73,9 @@ def test_no_overlay_writes_no_pictures(tmp_path, capsys, endface_files):
     assert sorted(_reports(out)) == ["clean-bright", "clean-dark"]
 
 
-@pytest.mark.parametrize("fmt, native, legacy", [("native", True, False), ("legacy", False, True),
-                                                 ("both", True, True)])
+@pytest.mark.parametrize(
+    "fmt, native, legacy", [("native", True, False), ("legacy", False, True), ("both", True, True)]
+)
 def test_format_chooses_native_and_or_legacy_reports(tmp_path, capsys, endface_files, fmt, native, legacy):
     out = tmp_path / "r"
     code, _, _ = run(["inspect", endface_files["fail"], "--out", out, "--format", fmt, "--jobs", "1"], capsys)
@@ -96,8 +100,12 @@ def test_json_prints_one_valid_report_per_line_and_nothing_else(tmp_path, capsys
         data = json.loads(line)
         jsonschema.validate(data, schema)
         statuses[Path(data["image"]["path"]).name] = data["verdict"]["status"]
-    assert statuses == {"clean-bright.jpg": "PASS", "clean-dark.jpg": "PASS", "dig-in-core.jpg": "FAIL",
-                        "corrupt.jpg": "UNDETERMINED"}
+    assert statuses == {
+        "clean-bright.jpg": "PASS",
+        "clean-dark.jpg": "PASS",
+        "dig-in-core.jpg": "FAIL",
+        "corrupt.jpg": "UNDETERMINED",
+    }
 
 
 # --- inspect: exit codes ---------------------------------------------------------------------------------
@@ -110,8 +118,9 @@ def test_exit_0_when_every_part_passes(tmp_path, capsys, endface_files):
 
 
 def test_exit_1_when_a_part_fails(tmp_path, capsys, endface_files):
-    code, stdout, _ = run(["inspect", *endface_files["pass"], endface_files["fail"], "--out", tmp_path / "r"],
-                          capsys)
+    code, stdout, _ = run(
+        ["inspect", *endface_files["pass"], endface_files["fail"], "--out", tmp_path / "r"], capsys
+    )
     assert code == 1, stdout
     report = Report.from_json((tmp_path / "r" / "dig-in-core.json").read_text())
     assert report.verdict.reasons[0].startswith("zone A:")
@@ -142,18 +151,31 @@ def test_corrupt_file_in_a_folder_is_an_undetermined_report_not_a_crash(tmp_path
     assert {Path(r["path"]).name: r["status"] for r in rows}["corrupt.jpg"] == "UNDETERMINED"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["inspect", "{folder}", "--bogus"], r"No such option: --bogus"),
-    (["inspect", "{folder}", "--profile", "iec-sm-upx"], r"Did you mean 'iec-sm-upc'\?"),
-    (["inspect", "{folder}/no-such-dir"], r"no-such-dir: no such file, folder or matching images"),
-    (["inspect", "{folder}/*.tiff"], r"no such file, folder or matching images"),
-    (["inspect", "{folder}", "--format", "xml"], r"--format must be native, legacy or both"),
-    (["inspect", "{folder}", "--jobs", "-1"], r"Invalid value for '--jobs'"),
-    (["profiles", "iec-sm-upx"], r"Did you mean 'iec-sm-upc'\?"),
-    (["evaluate"], r"give --truth"),
-    (["frobnicate"], r"No such command"),
-], ids=["unknown-option", "unknown-profile", "no-such-path", "glob-matches-nothing", "bad-format",
-        "negative-jobs", "profiles-unknown", "evaluate-nothing", "unknown-command"])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["inspect", "{folder}", "--bogus"], r"No such option: --bogus"),
+        (["inspect", "{folder}", "--profile", "iec-sm-upx"], r"Did you mean 'iec-sm-upc'\?"),
+        (["inspect", "{folder}/no-such-dir"], r"no-such-dir: no such file, folder or matching images"),
+        (["inspect", "{folder}/*.tiff"], r"no such file, folder or matching images"),
+        (["inspect", "{folder}", "--format", "xml"], r"--format must be native, legacy or both"),
+        (["inspect", "{folder}", "--jobs", "-1"], r"Invalid value for '--jobs'"),
+        (["profiles", "iec-sm-upx"], r"Did you mean 'iec-sm-upc'\?"),
+        (["evaluate"], r"give --truth"),
+        (["frobnicate"], r"No such command"),
+    ],
+    ids=[
+        "unknown-option",
+        "unknown-profile",
+        "no-such-path",
+        "glob-matches-nothing",
+        "bad-format",
+        "negative-jobs",
+        "profiles-unknown",
+        "evaluate-nothing",
+        "unknown-command",
+    ],
+)
 def test_usage_errors_exit_64_with_a_one_line_explanation(tmp_path, capsys, endface_files, argv, message):
     argv = [a.replace("{folder}", str(endface_files["folder"])) for a in argv]
     code, stdout, stderr = run([*argv, "--out", tmp_path / "r"] if argv[0] == "inspect" else argv, capsys)
@@ -169,8 +191,9 @@ def test_usage_errors_exit_64_with_a_one_line_explanation(tmp_path, capsys, endf
 def test_jobs_1_and_jobs_2_give_the_same_reports(tmp_path, capsys, endface_files):
     files = [*endface_files["pass"], endface_files["fail"], endface_files["degraded"]]
     for jobs in (1, 2):
-        code, _, _ = run(["inspect", *files, "--out", tmp_path / f"j{jobs}", "--jobs", jobs, "--no-overlay"],
-                         capsys)
+        code, _, _ = run(
+            ["inspect", *files, "--out", tmp_path / f"j{jobs}", "--jobs", jobs, "--no-overlay"], capsys
+        )
         assert code == 2
     one, two = _reports(tmp_path / "j1"), _reports(tmp_path / "j2")
     assert sorted(one) == sorted(two) == ["clean-bright", "clean-dark", "defocus", "dig-in-core"]
@@ -200,8 +223,9 @@ def test_profile_option_takes_a_yaml_path(tmp_path, capsys, endface_files):
     text = (resources.files("defectscope") / "profiles" / "iec-sm-upc.yaml").read_text(encoding="utf-8")
     custom = tmp_path / "line7.yaml"
     custom.write_text(text.replace("name: iec-sm-upc", "name: line7"), encoding="utf-8")
-    code, stdout, _ = run(["inspect", endface_files["pass"][0], "--profile", custom, "--json",
-                           "--out", tmp_path / "r"], capsys)
+    code, stdout, _ = run(
+        ["inspect", endface_files["pass"][0], "--profile", custom, "--json", "--out", tmp_path / "r"], capsys
+    )
     assert code == 0
     assert json.loads(stdout)["profile"] == "line7"
 
@@ -255,7 +279,8 @@ def dataset_reports(tmp_path_factory, synth_dataset):
 
 
 def test_evaluate_truth_against_reports_prints_false_pass_rate_and_writes_json(
-        tmp_path, capsys, synth_dataset, dataset_reports):
+    tmp_path, capsys, synth_dataset, dataset_reports
+):
     folder, truths = synth_dataset
     out = tmp_path / "eval" / "evaluation.json"
     code, stdout, _ = run(["evaluate", "--truth", folder, "--reports", dataset_reports, "--out", out], capsys)
@@ -270,8 +295,9 @@ def test_evaluate_truth_against_reports_prints_false_pass_rate_and_writes_json(
 def test_evaluate_labels_scores_image_level_labels(tmp_path, capsys, synth_dataset, dataset_reports):
     folder, truths = synth_dataset
     labels = tmp_path / "labels.csv"
-    rows = ["file,label"] + [f"{t.image},{'clean' if t.expected['iec-sm-upc'].status == 'PASS' else 'dirty'}"
-                             for t in truths]
+    rows = ["file,label"] + [
+        f"{t.image},{'clean' if t.expected['iec-sm-upc'].status == 'PASS' else 'dirty'}" for t in truths
+    ]
     labels.write_text("\n".join(rows) + "\n", encoding="utf-8")
     code, stdout, _ = run(["evaluate", "--labels", labels, "--reports", dataset_reports], capsys)
     assert code == 0
@@ -290,9 +316,21 @@ def test_evaluate_labels_without_reports_is_a_usage_error(tmp_path, capsys):
 
 
 def test_python_m_defectscope_runs_the_cli(tmp_path, endface_files):
-    done = subprocess.run([sys.executable, "-m", "defectscope", "inspect", str(endface_files["fail"]),
-                           "--json", "--out", str(tmp_path / "r")],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "defectscope",
+            "inspect",
+            str(endface_files["fail"]),
+            "--json",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1, done.stderr
     assert json.loads(done.stdout)["verdict"]["status"] == "FAIL"
     assert (tmp_path / "r" / "dig-in-core.json").exists()

@@ -44,10 +44,20 @@ def region(id: int, kind: DefectKind, x: float, y: float, size_um: float, note: 
     """A square region defect of side size_um centred on (x, y)."""
     half_px = size_um / UM_PER_PX / 2
     r = _r_um(x, y)
-    return TruthDefect(id=id, kind=kind, centroid_xy=(x, y), size_um=size_um,
-                       radial_extent_um=(max(0.0, r - size_um / 2), r + size_um / 2),
-                       polygon_xy=((x - half_px, y - half_px), (x + half_px, y - half_px),
-                                   (x + half_px, y + half_px), (x - half_px, y + half_px)), note=note)
+    return TruthDefect(
+        id=id,
+        kind=kind,
+        centroid_xy=(x, y),
+        size_um=size_um,
+        radial_extent_um=(max(0.0, r - size_um / 2), r + size_um / 2),
+        polygon_xy=(
+            (x - half_px, y - half_px),
+            (x + half_px, y - half_px),
+            (x + half_px, y + half_px),
+            (x - half_px, y + half_px),
+        ),
+        note=note,
+    )
 
 
 def scratch(id: int, points: list[tuple[float, float]], width_um: float) -> TruthDefect:
@@ -61,24 +71,39 @@ def scratch(id: int, points: list[tuple[float, float]], width_um: float) -> Trut
             break
         half -= seg
     # nearest/farthest radius, sampled densely along the polyline
-    samples = [(a[0] + k / 50 * (b[0] - a[0]), a[1] + k / 50 * (b[1] - a[1]))
-               for a, b in zip(points, points[1:]) for k in range(51)]
+    samples = [
+        (a[0] + k / 50 * (b[0] - a[0]), a[1] + k / 50 * (b[1] - a[1]))
+        for a, b in zip(points, points[1:])
+        for k in range(51)
+    ]
     radii = [_r_um(*p) for p in samples]
-    return TruthDefect(id=id, kind=DefectKind.SCRATCH, centroid_xy=centroid, size_um=width_um,
-                       length_um=sum(lengths) * UM_PER_PX,
-                       radial_extent_um=(max(0.0, min(radii) - width_um / 2), max(radii) + width_um / 2),
-                       polyline_xy=tuple(points))
+    return TruthDefect(
+        id=id,
+        kind=DefectKind.SCRATCH,
+        centroid_xy=centroid,
+        size_um=width_um,
+        length_um=sum(lengths) * UM_PER_PX,
+        radial_extent_um=(max(0.0, min(radii) - width_um / 2), max(radii) + width_um / 2),
+        polyline_xy=tuple(points),
+    )
 
 
-def make_truth(stem: str, defects: list[TruthDefect], *, degraded: str | None = None,
-               status: Status | None = None) -> Truth:
+def make_truth(
+    stem: str, defects: list[TruthDefect], *, degraded: str | None = None, status: Status | None = None
+) -> Truth:
     """A truth whose expected verdicts come from judging its own defects (or `status` when given)."""
     profile = _profile()
-    draft = Truth(image=f"{stem}.png", width=640, height=560, seed=1, style="bright-ferrule", profile=PROFILE,
-                  degraded=degraded,
-                  geometry=TruthGeometry(center_xy=(CX, CY), cladding_radius_px=RADIUS_PX,
-                                         um_per_px=UM_PER_PX),
-                  defects=tuple(defects))
+    draft = Truth(
+        image=f"{stem}.png",
+        width=640,
+        height=560,
+        seed=1,
+        style="bright-ferrule",
+        profile=PROFILE,
+        degraded=degraded,
+        geometry=TruthGeometry(center_xy=(CX, CY), cladding_radius_px=RADIUS_PX, um_per_px=UM_PER_PX),
+        defects=tuple(defects),
+    )
     if status is None:
         verdict = judge(draft.defects_for(profile), profile)
         expected = ExpectedVerdict(status=verdict.status, reasons=verdict.reasons)
@@ -87,31 +112,60 @@ def make_truth(stem: str, defects: list[TruthDefect], *, degraded: str | None = 
     return draft.model_copy(update={"expected": {PROFILE: expected}})
 
 
-def report_defect(t: TruthDefect, *, dx: float = 0.0, dy: float = 0.0, size_um: float | None = None,
-                  kind: DefectKind | None = None, id: int | None = None,
-                  centroid_xy: tuple[float, float] | None = None) -> Defect:
+def report_defect(
+    t: TruthDefect,
+    *,
+    dx: float = 0.0,
+    dy: float = 0.0,
+    size_um: float | None = None,
+    kind: DefectKind | None = None,
+    id: int | None = None,
+    centroid_xy: tuple[float, float] | None = None,
+) -> Defect:
     touched = zones_touched(_profile(), *t.radial_extent_um) or ("D",)
     centroid = centroid_xy or (t.centroid_xy[0] + dx, t.centroid_xy[1] + dy)
-    return Defect(id=id or t.id, kind=kind or t.kind, zone=touched[0], zones=touched, centroid_xy=centroid,
-                  bbox_xywh=(int(centroid[0]) - 2, int(centroid[1]) - 2, 4, 4), area_px=16,
-                  size_um=t.size_um if size_um is None else size_um, confidence=0.9, source=("test",))
+    return Defect(
+        id=id or t.id,
+        kind=kind or t.kind,
+        zone=touched[0],
+        zones=touched,
+        centroid_xy=centroid,
+        bbox_xywh=(int(centroid[0]) - 2, int(centroid[1]) - 2, 4, 4),
+        area_px=16,
+        size_um=t.size_um if size_um is None else size_um,
+        confidence=0.9,
+        source=("test",),
+    )
 
 
-def make_report(truth: Truth, defects: list[Defect] | None = None, *, status: Status | None = None,
-                center_xy: tuple[float, float] = (CX, CY), radius_px: float = RADIUS_PX,
-                geometry: bool = True, sha256: str = "", image_dir: str = "/line/images") -> Report:
+def make_report(
+    truth: Truth,
+    defects: list[Defect] | None = None,
+    *,
+    status: Status | None = None,
+    center_xy: tuple[float, float] = (CX, CY),
+    radius_px: float = RADIUS_PX,
+    geometry: bool = True,
+    sha256: str = "",
+    image_dir: str = "/line/images",
+) -> Report:
     """A report that agrees with `truth` unless told otherwise."""
     if defects is None:
-        defects = [report_defect(t) for t in truth.defects
-                   if zones_touched(_profile(), *t.radial_extent_um)]
+        defects = [report_defect(t) for t in truth.defects if zones_touched(_profile(), *t.radial_extent_um)]
     status = status or truth.expected[PROFILE].status
-    return Report(image=ImageInfo(path=f"{image_dir}/{truth.image}", width=truth.width, height=truth.height,
-                                  sha256=sha256),
-                  profile=PROFILE, um_per_px=UM_PER_PX,
-                  geometry=Geometry(center_xy=center_xy, cladding_radius_px=radius_px, um_per_px=UM_PER_PX)
-                  if geometry else None,
-                  quality=Quality(ok=status != Status.UNDETERMINED), defects=tuple(defects),
-                  verdict=Verdict(status=status, reasons=(f"reported {status.value}",)))
+    return Report(
+        image=ImageInfo(
+            path=f"{image_dir}/{truth.image}", width=truth.width, height=truth.height, sha256=sha256
+        ),
+        profile=PROFILE,
+        um_per_px=UM_PER_PX,
+        geometry=Geometry(center_xy=center_xy, cladding_radius_px=radius_px, um_per_px=UM_PER_PX)
+        if geometry
+        else None,
+        quality=Quality(ok=status != Status.UNDETERMINED),
+        defects=tuple(defects),
+        verdict=Verdict(status=status, reasons=(f"reported {status.value}",)),
+    )
 
 
 def write_set(tmp_path: Path, pairs: list[tuple[Truth, Report | None]]) -> tuple[Path, Path]:
@@ -128,22 +182,28 @@ def write_set(tmp_path: Path, pairs: list[tuple[Truth, Report | None]]) -> tuple
 
 def passing_truth(stem: str = "img_pass") -> Truth:
     """PASS under iec-sm-upc: small features in B, C and D, one particle outside every zone."""
-    return make_truth(stem, [
-        region(1, DefectKind.DIG, CX + 60, CY, 4.0),  # B, 2-5 µm
-        region(2, DefectKind.PARTICLE, CX - 70, CY, 1.5),  # B, <2 µm
-        scratch(3, [(CX - 40, CY - 50), (CX + 40, CY - 50)], 2.0),  # B, 2 µm wide
-        region(4, DefectKind.PARTICLE, CX, CY + 180, 8.0),  # D, 5-10 µm
-        region(5, DefectKind.DIG, CX, CY - 125, 6.0),  # C, 5-10 µm
-        region(6, DefectKind.PARTICLE, CX + 260, CY, 4.0),  # outside D: excluded
-    ])
+    return make_truth(
+        stem,
+        [
+            region(1, DefectKind.DIG, CX + 60, CY, 4.0),  # B, 2-5 µm
+            region(2, DefectKind.PARTICLE, CX - 70, CY, 1.5),  # B, <2 µm
+            scratch(3, [(CX - 40, CY - 50), (CX + 40, CY - 50)], 2.0),  # B, 2 µm wide
+            region(4, DefectKind.PARTICLE, CX, CY + 180, 8.0),  # D, 5-10 µm
+            region(5, DefectKind.DIG, CX, CY - 125, 6.0),  # C, 5-10 µm
+            region(6, DefectKind.PARTICLE, CX + 260, CY, 4.0),  # outside D: excluded
+        ],
+    )
 
 
 def failing_truth(stem: str = "img_fail") -> Truth:
     """FAIL under iec-sm-upc: a dig in the core and oil too big for D."""
-    return make_truth(stem, [
-        region(1, DefectKind.DIG, CX + 4, CY, 6.0),  # A
-        region(2, DefectKind.OIL, CX - 190, CY + 20, 12.0),  # D, 10-30 µm
-    ])
+    return make_truth(
+        stem,
+        [
+            region(1, DefectKind.DIG, CX + 4, CY, 6.0),  # A
+            region(2, DefectKind.OIL, CX - 190, CY + 20, 12.0),  # D, 10-30 µm
+        ],
+    )
 
 
 def profile_scores(ev: Evaluation):
@@ -158,8 +218,9 @@ def profile_scores(ev: Evaluation):
 def test_report_built_from_truth_scores_perfectly(tmp_path):
     pass_t, fail_t = passing_truth(), failing_truth()
     assert pass_t.expected[PROFILE].status == Status.PASS and fail_t.expected[PROFILE].status == Status.FAIL
-    ev = evaluate_reports(*write_set(tmp_path, [(pass_t, make_report(pass_t)),
-                                                (fail_t, make_report(fail_t))]))
+    ev = evaluate_reports(
+        *write_set(tmp_path, [(pass_t, make_report(pass_t)), (fail_t, make_report(fail_t))])
+    )
     p = profile_scores(ev)
     assert p.verdict.accuracy == 1.0
     assert p.verdict.false_pass_count == 0 and p.verdict.false_pass_rate == 0.0
@@ -218,8 +279,12 @@ def test_shift_within_tolerance_still_matches(tmp_path):
 def test_reported_pass_on_expected_fail_is_a_false_pass_sorted_first(tmp_path):
     pass_t, fail_t = passing_truth("a_pass"), failing_truth("z_fail")
     dropped = [d for d in make_report(pass_t).defects if d.id != 1]
-    ev = evaluate_reports(*write_set(tmp_path, [(pass_t, make_report(pass_t, dropped)),
-                                                (fail_t, make_report(fail_t, [], status=Status.PASS))]))
+    ev = evaluate_reports(
+        *write_set(
+            tmp_path,
+            [(pass_t, make_report(pass_t, dropped)), (fail_t, make_report(fail_t, [], status=Status.PASS))],
+        )
+    )
     v = profile_scores(ev).verdict
     assert v.false_pass_count == 1 and v.n_expected_not_pass == 1 and v.false_pass_rate == 1.0
     assert v.confusion["FAIL"]["PASS"] == 1 and v.accuracy == 0.5
@@ -244,10 +309,16 @@ def test_missing_report_is_reported_and_counts_as_wrong(tmp_path):
 
 def test_geometry_shift_gives_pixel_and_percent_errors(tmp_path):
     a, b = passing_truth("a"), passing_truth("b")
-    ev = evaluate_reports(*write_set(tmp_path, [
-        (a, make_report(a, center_xy=(CX + 3, CY + 4), radius_px=RADIUS_PX * 1.02)),
-        (b, make_report(b, center_xy=(CX, CY), radius_px=RADIUS_PX * 0.99)),
-        (failing_truth("c"), make_report(failing_truth("c"), geometry=False))]))
+    ev = evaluate_reports(
+        *write_set(
+            tmp_path,
+            [
+                (a, make_report(a, center_xy=(CX + 3, CY + 4), radius_px=RADIUS_PX * 1.02)),
+                (b, make_report(b, center_xy=(CX, CY), radius_px=RADIUS_PX * 0.99)),
+                (failing_truth("c"), make_report(failing_truth("c"), geometry=False)),
+            ],
+        )
+    )
     g = profile_scores(ev).geometry
     assert g.n_compared == 2 and g.n_expected_missing == 1
     assert g.centre_error_px.max == pytest.approx(5.0) and g.centre_error_px.max_image == "a.png"
@@ -276,12 +347,28 @@ def test_scratch_matches_by_distance_to_its_polyline_off_the_chord(tmp_path):
 def test_polygon_containment_matches_beyond_the_distance_tolerance(tmp_path):
     # A long thin oil streak: the reported centroid lies inside its outline but far from its centroid.
     x, y = CX, CY + 170
-    streak = TruthDefect(id=1, kind=DefectKind.OIL, centroid_xy=(x, y), size_um=9.0,
-                         radial_extent_um=(80.0, 90.0),
-                         polygon_xy=((x - 40, y - 2), (x + 40, y - 2), (x + 40, y + 2), (x - 40, y + 2)))
+    streak = TruthDefect(
+        id=1,
+        kind=DefectKind.OIL,
+        centroid_xy=(x, y),
+        size_um=9.0,
+        radial_extent_um=(80.0, 90.0),
+        polygon_xy=((x - 40, y - 2), (x + 40, y - 2), (x + 40, y + 2), (x - 40, y + 2)),
+    )
     truth = make_truth("streak", [streak])
-    ev = evaluate_reports(*write_set(tmp_path, [(truth, make_report(truth, [
-        report_defect(streak, centroid_xy=(x + 30, y), kind=DefectKind.PARTICLE)]))]))
+    ev = evaluate_reports(
+        *write_set(
+            tmp_path,
+            [
+                (
+                    truth,
+                    make_report(
+                        truth, [report_defect(streak, centroid_xy=(x + 30, y), kind=DefectKind.PARTICLE)]
+                    ),
+                )
+            ],
+        )
+    )
     d = profile_scores(ev).defects
     assert d.recall == 1.0 and d.precision == 1.0
     assert d.kind_confusion["oil"]["particle"] == 1  # kinds need not agree
@@ -289,8 +376,11 @@ def test_polygon_containment_matches_beyond_the_distance_tolerance(tmp_path):
 
 def test_size_error_over_matched_pairs(tmp_path):
     truth = passing_truth()
-    defects = [report_defect(t, size_um=t.size_um + {1: 0.5, 5: 1.5}.get(t.id, 0.0))
-               for t in truth.defects if t.id != 6]
+    defects = [
+        report_defect(t, size_um=t.size_um + {1: 0.5, 5: 1.5}.get(t.id, 0.0))
+        for t in truth.defects
+        if t.id != 6
+    ]
     ev = evaluate_reports(*write_set(tmp_path, [(truth, make_report(truth, defects))]))
     s = profile_scores(ev).defects.size_error_um
     assert s["dig"].n == 2 and s["dig"].median == pytest.approx(1.0) and s["dig"].max == pytest.approx(1.5)
@@ -307,10 +397,12 @@ def test_reported_defect_matching_an_excluded_truth_defect_is_ignored(tmp_path):
 
 
 def test_degraded_truth_is_scored_on_its_verdict_only(tmp_path):
-    truth = make_truth("blur", [region(1, DefectKind.DIG, CX + 4, CY, 6.0)], degraded="defocus",
-                       status=Status.UNDETERMINED)
-    ev = evaluate_reports(*write_set(tmp_path, [(truth, make_report(truth, [], status=Status.FAIL,
-                                                                    geometry=False))]))
+    truth = make_truth(
+        "blur", [region(1, DefectKind.DIG, CX + 4, CY, 6.0)], degraded="defocus", status=Status.UNDETERMINED
+    )
+    ev = evaluate_reports(
+        *write_set(tmp_path, [(truth, make_report(truth, [], status=Status.FAIL, geometry=False))])
+    )
     p = profile_scores(ev)
     assert p.n_degraded == 1 and p.defects.n_truth == 0 and p.geometry.n_expected_missing == 0
     assert p.verdict.safe_disagreements == 1 and p.verdict.false_pass_count == 0
@@ -374,20 +466,27 @@ def test_label_mode_counts_duplicates_once(tmp_path):
     root = tmp_path / "data"
     (root / "set").mkdir(parents=True)
     csv_path = root / "set" / "labels.csv"
-    csv_path.write_text("file,label,raw_folder\n"
-                        "set/a.png,clean,x\n"
-                        "set/b.png,clean,x\n"  # byte-identical to a.png
-                        "set/c.png,clean,x\n"
-                        "set/d.png,dirty,x\n"  # its report lives elsewhere: matched by base name
-                        "set/e.png,clean,x\n"  # no report
-                        "set/f.png,other:smudged,x\n")
+    csv_path.write_text(
+        "file,label,raw_folder\n"
+        "set/a.png,clean,x\n"
+        "set/b.png,clean,x\n"  # byte-identical to a.png
+        "set/c.png,clean,x\n"
+        "set/d.png,dirty,x\n"  # its report lives elsewhere: matched by base name
+        "set/e.png,clean,x\n"  # no report
+        "set/f.png,other:smudged,x\n"
+    )
     reports_dir = tmp_path / "reports"
     reports_dir.mkdir()
     base = passing_truth()
     here = root / "set"
-    for stem, status, sha, folder in (("a", Status.PASS, "s1", here), ("b", Status.PASS, "s1", here),
-                                      ("c", Status.FAIL, "s2", here), ("d", Status.FAIL, "s3", "/elsewhere"),
-                                      ("f", Status.UNDETERMINED, "s4", here), ("g", Status.PASS, "s5", here)):
+    for stem, status, sha, folder in (
+        ("a", Status.PASS, "s1", here),
+        ("b", Status.PASS, "s1", here),
+        ("c", Status.FAIL, "s2", here),
+        ("d", Status.FAIL, "s3", "/elsewhere"),
+        ("f", Status.UNDETERMINED, "s4", here),
+        ("g", Status.PASS, "s5", here),
+    ):
         truth = base.model_copy(update={"image": f"{stem}.png"})
         report = make_report(truth, [], status=status, sha256=sha, image_dir=str(folder))
         (reports_dir / f"{stem}.json").write_text(report.to_json())
@@ -418,8 +517,11 @@ def test_non_square_pixel_truth_is_compared_in_the_square_pixel_frame(tmp_path):
     aspect = 1.1
     truth = passing_truth()
     truth = truth.model_copy(update={"geometry": truth.geometry.model_copy(update={"pixel_aspect": aspect})})
-    defects = [report_defect(t, centroid_xy=(t.centroid_xy[0], t.centroid_xy[1] * aspect))
-               for t in truth.defects if t.id != 6]
+    defects = [
+        report_defect(t, centroid_xy=(t.centroid_xy[0], t.centroid_xy[1] * aspect))
+        for t in truth.defects
+        if t.id != 6
+    ]
     report = make_report(truth, defects, center_xy=(CX, CY * aspect))
     ev = evaluate_reports(*write_set(tmp_path, [(truth, report)]))
     p = profile_scores(ev)

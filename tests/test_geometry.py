@@ -36,16 +36,28 @@ def _side_px(um_per_px: float) -> int:
 def _scene(profile: str, style: str, um_per_px: float, **kwargs):
     side = _side_px(um_per_px)
     centre = ((side - 1) / 2 + OFFSET_PX[0], (side - 1) / 2 + OFFSET_PX[1])
-    return make_scene(profile, style=style, um_per_px=um_per_px, width=side, height=side, center_xy=centre,
-                      seed=int(um_per_px * 100), **kwargs)
+    return make_scene(
+        profile,
+        style=style,
+        um_per_px=um_per_px,
+        width=side,
+        height=side,
+        center_xy=centre,
+        seed=int(um_per_px * 100),
+        **kwargs,
+    )
 
 
 def _locate(pixels, profile, **kwargs):
     return locate_fiber(frame_from_array(pixels, source="synthetic"), profile, **kwargs)
 
 
-CASES = [(p, s, u) for p in ("iec-sm-upc", "iec-mm-pc") for s in ("bright-ferrule", "dark-ferrule")
-         for u in (0.3, 0.45, 0.6)]
+CASES = [
+    (p, s, u)
+    for p in ("iec-sm-upc", "iec-mm-pc")
+    for s in ("bright-ferrule", "dark-ferrule")
+    for u in (0.3, 0.45, 0.6)
+]
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +101,29 @@ def test_zone_radii_in_px_are_half_the_diameter_over_um_per_px(located, case, sm
 def test_zones_for_converts_diameters_in_um_to_radii_in_px(sm_upc):
     zones = zones_for(sm_upc, 0.5)
     assert [(z.name, z.inner_radius_px, z.outer_radius_px) for z in zones] == [
-        ("A", 0.0, 25.0), ("B", 25.0, 115.0), ("C", 115.0, 135.0), ("D", 135.0, 250.0)]
+        ("A", 0.0, 25.0),
+        ("B", 25.0, 115.0),
+        ("C", 115.0, 135.0),
+        ("D", 135.0, 250.0),
+    ]
 
 
 MM_CORE = [c for c in CASES if c[0] == "iec-mm-pc"]
-_RING_BIAS = pytest.mark.xfail(strict=True, reason=(
-    "geometry._core_step: the bright ring drawn on a multimode core boundary (bright-ferrule look, "
-    "core_ring_grey=6) pulls the core edge ~1.0-1.2 px inward: core radius -2.1 % at 0.45 um/px, "
-    "-2.5 % at 0.6 um/px (without the ring the error is < 0.3 %)"))
+_RING_BIAS = pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "geometry._core_step: the bright ring drawn on a multimode core boundary (bright-ferrule look, "
+        "core_ring_grey=6) pulls the core edge ~1.0-1.2 px inward: core radius -2.1 % at 0.45 um/px, "
+        "-2.5 % at 0.6 um/px (without the ring the error is < 0.3 %)"
+    ),
+)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=_RING_BIAS)
-                                  if c[1] == "bright-ferrule" and c[2] >= 0.45 else c for c in MM_CORE],
-                         ids=lambda c: f"{c[1]}-{c[2]}")
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, marks=_RING_BIAS) if c[1] == "bright-ferrule" and c[2] >= 0.45 else c for c in MM_CORE],
+    ids=lambda c: f"{c[1]}-{c[2]}",
+)
 def test_multimode_core_radius_is_found_within_2_percent(located, case):
     _, truth, geometry = located[case]
     assert geometry.core_radius_px is not None
@@ -153,8 +175,9 @@ def test_user_um_per_px_is_kept_when_it_agrees_with_the_cladding(sm_upc, sm_imag
 
 
 @pytest.mark.parametrize("user_um_per_px", [0.42, 0.48])
-def test_user_um_per_px_is_kept_with_a_warning_when_it_disagrees_by_over_5_percent(sm_upc, sm_image,
-                                                                                    user_um_per_px):
+def test_user_um_per_px_is_kept_with_a_warning_when_it_disagrees_by_over_5_percent(
+    sm_upc, sm_image, user_um_per_px
+):
     _, image = sm_image
     geometry, _ = _locate(image.pixels, sm_upc, um_per_px=user_um_per_px)  # 6.7 % off either way
     assert geometry.um_per_px == user_um_per_px and geometry.calibration == "user"
@@ -185,8 +208,9 @@ def test_with_cladding_um_changes_only_the_calibration_reference(sm_upc, sm_imag
 # --- non-square pixels ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("stretch, aspect", [(1 / 0.917, 0.917), (0.917, 1 / 0.917)],
-                         ids=["taller", "flatter"])
+@pytest.mark.parametrize(
+    "stretch, aspect", [(1 / 0.917, 0.917), (0.917, 1 / 0.917)], ids=["taller", "flatter"]
+)
 def test_non_square_pixels_are_measured_and_resampled_to_a_round_cladding(sm_upc, sm_image, stretch, aspect):
     """A camera whose pixels are 0.917 as high as wide shows a round fiber 9 % taller than wide."""
     scene, image = sm_image
@@ -209,12 +233,16 @@ def test_non_square_pixels_are_measured_and_resampled_to_a_round_cladding(sm_upc
 # --- robustness -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("defect", [
-    ScratchSpec.chord(distance_um=50, angle_deg=10, half_length_um=60, width_um=4, contrast_grey=-60),
-    ScratchSpec.chord(distance_um=58, angle_deg=100, half_length_um=70, width_um=6, contrast_grey=70),
-    ChipSpec(angle_deg=45, arc_um=20, depth_um=8),
-    ChipSpec(angle_deg=200, arc_um=35, depth_um=12, contrast_grey=-70),
-], ids=["dark-scratch-over-edge", "bright-scratch-over-edge", "chip", "deep-chip"])
+@pytest.mark.parametrize(
+    "defect",
+    [
+        ScratchSpec.chord(distance_um=50, angle_deg=10, half_length_um=60, width_um=4, contrast_grey=-60),
+        ScratchSpec.chord(distance_um=58, angle_deg=100, half_length_um=70, width_um=6, contrast_grey=70),
+        ChipSpec(angle_deg=45, arc_um=20, depth_um=8),
+        ChipSpec(angle_deg=200, arc_um=35, depth_um=12, contrast_grey=-70),
+    ],
+    ids=["dark-scratch-over-edge", "bright-scratch-over-edge", "chip", "deep-chip"],
+)
 def test_damage_at_the_cladding_edge_does_not_move_the_centre(sm_upc, sm_image, defect):
     scene, _ = sm_image
     image = render_scene(dataclasses.replace(scene, defects=(defect,)), profiles=[sm_upc])

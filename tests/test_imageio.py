@@ -41,8 +41,8 @@ def bgr_bands() -> np.ndarray:
     img = np.zeros((H, W, 3), np.uint8)
     third = W // 3
     img[:, :third, 0] = 255
-    img[:, third:2 * third, 1] = 255
-    img[:, 2 * third:, 2] = 255
+    img[:, third : 2 * third, 1] = 255
+    img[:, 2 * third :, 2] = 255
     return img
 
 
@@ -87,8 +87,11 @@ def test_colour_is_converted_to_bt601_luma(bgr_bands, ext):
     frame = decode_frame(data, source=f"bands{ext}")
     assert frame.channels == 3 and frame.pixels.ndim == 2
     third = W // 3
-    centres = [frame.pixels[H // 2, third // 2], frame.pixels[H // 2, third + third // 2],
-               frame.pixels[H // 2, 2 * third + third // 2]]
+    centres = [
+        frame.pixels[H // 2, third // 2],
+        frame.pixels[H // 2, third + third // 2],
+        frame.pixels[H // 2, 2 * third + third // 2],
+    ]
     tol = 0 if ext != ".jpg" else 6
     for got, want in zip(centres, LUMA_BGR):
         assert abs(int(got) - want) <= tol
@@ -135,13 +138,17 @@ def test_smallest_accepted_frame_is_64_px_a_side():
 # --- frame_from_array -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda g: g.copy(),
-    lambda g: g[:, :, None].copy(),
-    lambda g: np.dstack([g, g, g]),
-    lambda g: np.dstack([g, g, g, g]),
-    lambda g: g.astype(np.uint16) * 257,
-], ids=["grey", "grey-1ch", "bgr", "bgra", "uint16"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda g: g.copy(),
+        lambda g: g[:, :, None].copy(),
+        lambda g: np.dstack([g, g, g]),
+        lambda g: np.dstack([g, g, g, g]),
+        lambda g: g.astype(np.uint16) * 257,
+    ],
+    ids=["grey", "grey-1ch", "bgr", "bgra", "uint16"],
+)
 def test_frame_from_array_leaves_its_input_untouched_and_pixels_read_only(grey8, make):
     src = make(grey8)
     before = src.copy()
@@ -163,14 +170,18 @@ def test_frame_record_refuses_non_uint8_or_non_2d_pixels():
         Frame(np.zeros((70, 70, 3), np.uint8))
 
 
-@pytest.mark.parametrize("bad, message", [
-    (np.zeros((70, 70), np.float32), "float32 pixels are not supported"),
-    (np.zeros((70, 70), np.int32), "int32 pixels are not supported"),
-    (np.zeros((70, 70, 2), np.uint8), "got shape"),
-    (np.zeros((70,), np.uint8), "got shape"),
-    (np.zeros((63, 500), np.uint8), "too small"),
-    (np.broadcast_to(np.uint8(0), (8001, 8001)), "MP limit"),  # 64.02 MP, no memory allocated
-], ids=["float32", "int32", "2-channel", "1-d", "63px", "over-64MP"])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.zeros((70, 70), np.float32), "float32 pixels are not supported"),
+        (np.zeros((70, 70), np.int32), "int32 pixels are not supported"),
+        (np.zeros((70, 70, 2), np.uint8), "got shape"),
+        (np.zeros((70,), np.uint8), "got shape"),
+        (np.zeros((63, 500), np.uint8), "too small"),
+        (np.broadcast_to(np.uint8(0), (8001, 8001)), "MP limit"),  # 64.02 MP, no memory allocated
+    ],
+    ids=["float32", "int32", "2-channel", "1-d", "63px", "over-64MP"],
+)
 def test_frame_from_array_refuses_unusable_arrays_with_the_source_named(bad, message):
     with pytest.raises(ImageDecodeError, match=message) as info:
         frame_from_array(bad, source="camera-3")
@@ -199,8 +210,10 @@ def _truncated_png(grey8) -> bytes:
 
 BAD_FILES = {
     "empty.png": (lambda g: b"", "empty file"),
-    "notes.jpg": (lambda g: b"operator notes: connector 7 looked dirty\n" * 3,
-                  "not a JPEG, PNG, BMP or TIFF"),
+    "notes.jpg": (
+        lambda g: b"operator notes: connector 7 looked dirty\n" * 3,
+        "not a JPEG, PNG, BMP or TIFF",
+    ),
     "cut.jpg": (_truncated_jpeg, "truncated JPEG"),
     "cut.png": (_truncated_png, "corrupt or truncated PNG"),
     "tiny.png": (lambda g: _encode(np.zeros((40, 300), np.uint8), ".png"), "too small"),
@@ -231,8 +244,13 @@ def test_missing_file_and_folder_are_decode_errors_naming_the_path(tmp_path):
 def _png_declaring(width: int, height: int) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     chunk = b"IHDR" + ihdr
-    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
-            + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF) + b"\x00" * 16)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk) & 0xFFFFFFFF)
+        + b"\x00" * 16
+    )
 
 
 def _bmp_declaring(width: int, height: int) -> bytes:
@@ -247,11 +265,14 @@ def _jpeg_declaring(width: int, height: int) -> bytes:
     return b"\xff\xd8" + sof0 + b"\x00" * 16 + b"\xff\xd9"
 
 
-@pytest.mark.parametrize("name, data, declared", [
-    ("bomb.png", _png_declaring(100_000, 100_000), "100000x100000"),
-    ("bomb.bmp", _bmp_declaring(100_000, 100_000), "100000x100000"),
-    ("bomb.jpg", _jpeg_declaring(65_000, 65_000), "65000x65000"),
-])
+@pytest.mark.parametrize(
+    "name, data, declared",
+    [
+        ("bomb.png", _png_declaring(100_000, 100_000), "100000x100000"),
+        ("bomb.bmp", _bmp_declaring(100_000, 100_000), "100000x100000"),
+        ("bomb.jpg", _jpeg_declaring(65_000, 65_000), "65000x65000"),
+    ],
+)
 def test_absurd_declared_size_is_refused_before_decoding(tmp_path, monkeypatch, name, data, declared):
     def no_decoding(*args, **kwargs):
         raise AssertionError("the decoder must not be called for a frame that declares an absurd size")

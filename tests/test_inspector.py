@@ -36,8 +36,16 @@ def schema():
 
 
 def _scene_image(*defects, seed=21, **kwargs):
-    scene = make_scene("iec-sm-upc", um_per_px=0.45, width=600, height=600, seed=seed,
-                       center_xy=(301.3, 297.6), defects=list(defects), **kwargs)
+    scene = make_scene(
+        "iec-sm-upc",
+        um_per_px=0.45,
+        width=600,
+        height=600,
+        seed=seed,
+        center_xy=(301.3, 297.6),
+        defects=list(defects),
+        **kwargs,
+    )
     return render_scene(scene, profiles=PROFILES)
 
 
@@ -142,8 +150,9 @@ def judged(inspector):
         "dig-6-B": DigSpec(center_um=(35.0, -20.0), size_um=6.0),
         "dig-4-B": DigSpec(center_um=(35.0, -20.0), size_um=4.0),
         "particle-12-D": ParticleSpec(center_um=(-90.0, 30.0), size_um=12.0),
-        "scratch-2-across-A-B": ScratchSpec.chord(distance_um=4, angle_deg=-60, half_length_um=35,
-                                                  width_um=2.0),
+        "scratch-2-across-A-B": ScratchSpec.chord(
+            distance_um=4, angle_deg=-60, half_length_um=35, width_um=2.0
+        ),
     }
     out = {}
     for name, spec in scenes.items():

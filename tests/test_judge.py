@@ -19,9 +19,19 @@ S, D, P, O, C = DefectKind.SCRATCH, DefectKind.DIG, DefectKind.PARTICLE, DefectK
 
 
 def _d(kind: DefectKind, size_um: float, zone: str, zones: tuple[str, ...] = (), id: int = 1) -> Defect:
-    return Defect(id=id, kind=kind, zone=zone, zones=zones or (zone,), centroid_xy=(100.0, 100.0),
-                  bbox_xywh=(95, 95, 10, 10), area_px=50, size_um=size_um,
-                  length_um=40.0 if kind == S else None, confidence=0.9, source=("test",))
+    return Defect(
+        id=id,
+        kind=kind,
+        zone=zone,
+        zones=zones or (zone,),
+        centroid_xy=(100.0, 100.0),
+        bbox_xywh=(95, 95, 10, 10),
+        area_px=50,
+        size_um=size_um,
+        length_um=40.0 if kind == S else None,
+        confidence=0.9,
+        source=("test",),
+    )
 
 
 def _many(kind: DefectKind, size_um: float, zone: str, n: int) -> list[Defect]:
@@ -98,8 +108,11 @@ def profiles():
     return {name: load_profile(name) for name in ("iec-sm-upc", "iec-sm-apc", "iec-mm-pc")}
 
 
-@pytest.mark.parametrize("profile, zone, kind, size_um, count, status, reason", TABLE,
-                         ids=[f"{p}-{z}-{k.value}-{s}um-x{n}" for p, z, k, s, n, *_ in TABLE])
+@pytest.mark.parametrize(
+    "profile, zone, kind, size_um, count, status, reason",
+    TABLE,
+    ids=[f"{p}-{z}-{k.value}-{s}um-x{n}" for p, z, k, s, n, *_ in TABLE],
+)
 def test_iec_table(profiles, profile, zone, kind, size_um, count, status, reason):
     verdict = judge(_many(kind, size_um, zone, count), profiles[profile])
     assert verdict.status == status, verdict.reasons
@@ -116,11 +129,16 @@ def test_iec_table(profiles, profile, zone, kind, size_um, count, status, reason
 
 def test_the_shipped_tables_are_the_ones_tested():
     """If a shipped profile's zones change, this table must be revisited (and the change reviewed)."""
-    zones = {name: [(z.name, z.inner_um, z.outer_um) for z in load_profile(name).zones]
-             for name in ("iec-sm-upc", "iec-sm-apc", "iec-mm-pc")}
+    zones = {
+        name: [(z.name, z.inner_um, z.outer_um) for z in load_profile(name).zones]
+        for name in ("iec-sm-upc", "iec-sm-apc", "iec-mm-pc")
+    }
     sm = [("A", 0, 25), ("B", 25, 115), ("C", 115, 135), ("D", 135, 250)]
-    assert zones == {"iec-sm-upc": sm, "iec-sm-apc": sm,
-                     "iec-mm-pc": [("A", 0, 65), ("B", 65, 115), ("C", 115, 135), ("D", 135, 250)]}
+    assert zones == {
+        "iec-sm-upc": sm,
+        "iec-sm-apc": sm,
+        "iec-mm-pc": [("A", 0, 65), ("B", 65, 115), ("C", 115, 135), ("D", 135, 250)],
+    }
 
 
 def test_no_defects_pass_with_every_zone_accepted(profiles):
@@ -202,14 +220,16 @@ def test_damage_and_dirt_failing_together_is_reject(profiles):
 
 
 def test_dirt_failing_next_to_tolerated_damage_is_clean_and_re_inspect(profiles):
-    verdict = judge([_d(P, 12.0, "D", id=1), _d(D, 1.0, "B", id=2), _d(S, 2.0, "B", id=3)],
-                    profiles["iec-sm-upc"])
+    verdict = judge(
+        [_d(P, 12.0, "D", id=1), _d(D, 1.0, "B", id=2), _d(S, 2.0, "B", id=3)], profiles["iec-sm-upc"]
+    )
     assert verdict.action == "clean and re-inspect"
 
 
 def test_reasons_are_readable_sentences_with_sizes_and_limits(profiles):
-    verdict = judge([_d(D, 7.25, "B", id=1), _d(P, 5.5, "B", id=2), _d(D, 1.0, "B", id=3)],
-                    profiles["iec-sm-upc"])
+    verdict = judge(
+        [_d(D, 7.25, "B", id=1), _d(P, 5.5, "B", id=2), _d(D, 1.0, "B", id=3)], profiles["iec-sm-upc"]
+    )
     assert verdict.reasons == ("zone B: 2 defects over 5 µm (7.2, 5.5 µm), 0 allowed",)
     assert verdict.zones["B"].reasons == verdict.reasons
     assert verdict.zones["B"].n_defects == 3
@@ -231,13 +251,16 @@ def test_undetermined_is_never_pass_and_always_has_a_reason(profiles):
     assert undetermined(["out of focus"]).reasons == ("out of focus",)
 
 
-@pytest.mark.parametrize("kind, size_um, zone, margin", [
-    (D, 2.5, "B", 0.5),  # half the largest admitted 5 um
-    (D, 5.0, "B", 1.0),
-    (S, 1.5, "B", 0.5),
-    (D, 30.0, "C", 0.0),  # C does not judge defects
-    (D, 5.0, "D", 0.5),  # D admits below 10 um
-])
+@pytest.mark.parametrize(
+    "kind, size_um, zone, margin",
+    [
+        (D, 2.5, "B", 0.5),  # half the largest admitted 5 um
+        (D, 5.0, "B", 1.0),
+        (S, 1.5, "B", 0.5),
+        (D, 30.0, "C", 0.0),  # C does not judge defects
+        (D, 5.0, "D", 0.5),  # D admits below 10 um
+    ],
+)
 def test_defect_margin_is_size_over_the_largest_admitted_size(profiles, kind, size_um, zone, margin):
     assert defect_margin(_d(kind, size_um, zone), profiles["iec-sm-upc"]) == pytest.approx(margin)
 

@@ -58,15 +58,24 @@ def test_profiles_are_frozen():
 # --- mistakes ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mutate, field, suggestion", [
-    (lambda d: d["zones"][0].update(outer_mu=d["zones"][0].pop("outer_um")), "zones.0.outer_mu", "outer_um"),
-    (lambda d: d.update(zone=d.pop("zones")), "zone", "zones"),
-    (lambda d: d.update(detection={"region": {"k_sigmaa": 5}}), "detection.region.k_sigmaa", "k_sigma"),
-    (lambda d: d.update(quality={"max_edge_width": 5}), "quality.max_edge_width", "max_edge_width_um"),
-    (lambda d: d["fiber"].update(cladding_diam_um=125), "fiber.cladding_diam_um", "cladding_diameter_um"),
-], ids=["zone-key", "top-key", "detector-key", "quality-key", "fiber-key"])
-def test_unknown_key_names_the_field_and_suggests_the_close_match(tmp_path, upc_data, mutate, field,
-                                                                  suggestion):
+@pytest.mark.parametrize(
+    "mutate, field, suggestion",
+    [
+        (
+            lambda d: d["zones"][0].update(outer_mu=d["zones"][0].pop("outer_um")),
+            "zones.0.outer_mu",
+            "outer_um",
+        ),
+        (lambda d: d.update(zone=d.pop("zones")), "zone", "zones"),
+        (lambda d: d.update(detection={"region": {"k_sigmaa": 5}}), "detection.region.k_sigmaa", "k_sigma"),
+        (lambda d: d.update(quality={"max_edge_width": 5}), "quality.max_edge_width", "max_edge_width_um"),
+        (lambda d: d["fiber"].update(cladding_diam_um=125), "fiber.cladding_diam_um", "cladding_diameter_um"),
+    ],
+    ids=["zone-key", "top-key", "detector-key", "quality-key", "fiber-key"],
+)
+def test_unknown_key_names_the_field_and_suggests_the_close_match(
+    tmp_path, upc_data, mutate, field, suggestion
+):
     data = copy.deepcopy(upc_data)
     mutate(data)
     message = _error(tmp_path, data)
@@ -159,8 +168,9 @@ def test_unreadable_profile_path_is_a_profile_error(tmp_path):
         load_profile(tmp_path / "nowhere.yaml")
 
 
-@pytest.mark.parametrize("name, close", [("iec-sm-upx", "iec-sm-upc"), ("sm-apc", "iec-sm-apc"),
-                                         ("iec-mm", "iec-mm-pc")])
+@pytest.mark.parametrize(
+    "name, close", [("iec-sm-upx", "iec-sm-upc"), ("sm-apc", "iec-sm-apc"), ("iec-mm", "iec-mm-pc")]
+)
 def test_unknown_profile_name_suggests_a_close_one_and_lists_the_shipped(name, close):
     with pytest.raises(ProfileError) as info:
         load_profile(name)
@@ -195,8 +205,14 @@ def test_user_yaml_profile_loads_from_its_path(lenient_profile_path):
 
 
 def test_user_yaml_profile_zone_table_is_used_end_to_end(lenient_profile_path):
-    scene = make_scene("iec-sm-upc", um_per_px=0.45, width=600, height=600, seed=8, defects=[
-        ScratchSpec.chord(distance_um=40, angle_deg=30, half_length_um=15, width_um=4.0)])
+    scene = make_scene(
+        "iec-sm-upc",
+        um_per_px=0.45,
+        width=600,
+        height=600,
+        seed=8,
+        defects=[ScratchSpec.chord(distance_um=40, angle_deg=30, half_length_um=15, width_um=4.0)],
+    )
     pixels = render_scene(scene).pixels
     iec = Inspector.from_profile("iec-sm-upc").inspect(pixels)
     assert iec.verdict.status == Status.FAIL and "zone B" in iec.verdict.reasons[0]

@@ -90,22 +90,35 @@ def test_blur_that_hides_a_failing_scratch_is_undetermined_not_pass(inspector):
 
 def _pure_step_illumination():
     """A bare fiber/ferrule step (no band, rim, halo, core or light field), so its blur is well defined."""
-    return dataclasses.replace(default_illumination("bright-ferrule"), band_delta_grey=0.0,
-                               rim_delta_grey=0.0, halo_grey=0.0, core_delta_grey=0.0, vignette_frac=0.0,
-                               mottle_frac=0.0)
+    return dataclasses.replace(
+        default_illumination("bright-ferrule"),
+        band_delta_grey=0.0,
+        rim_delta_grey=0.0,
+        halo_grey=0.0,
+        core_delta_grey=0.0,
+        vignette_frac=0.0,
+        mottle_frac=0.0,
+    )
 
 
 def _rise_10_90_um(psf_sigma_px: float) -> float:
     """The 10-90 % rise of the cladding edge in µm, measured on the noise-free rendered image."""
-    scene = make_scene("iec-sm-upc", um_per_px=UM_PER_PX, width=600, height=600, psf_sigma_px=psf_sigma_px,
-                       illumination=_pure_step_illumination(), noise_sigma_grey=0.0)
+    scene = make_scene(
+        "iec-sm-upc",
+        um_per_px=UM_PER_PX,
+        width=600,
+        height=600,
+        psf_sigma_px=psf_sigma_px,
+        illumination=_pure_step_illumination(),
+        noise_sigma_grey=0.0,
+    )
     pixels = render_scene(scene, profiles=PROFILES).pixels.astype(np.float64)
     yy, xx = np.indices(pixels.shape)
     r = np.hypot(xx - scene.fiber_center_xy[0], yy - scene.fiber_center_xy[1])
     edges = np.arange(scene.cladding_radius_px - 35, scene.cladding_radius_px + 35, 0.25)
     idx = np.digitize(r.ravel(), edges)
-    count = np.bincount(idx, minlength=len(edges) + 1)[1:len(edges)]
-    total = np.bincount(idx, weights=pixels.ravel(), minlength=len(edges) + 1)[1:len(edges)]
+    count = np.bincount(idx, minlength=len(edges) + 1)[1 : len(edges)]
+    total = np.bincount(idx, weights=pixels.ravel(), minlength=len(edges) + 1)[1 : len(edges)]
     profile = total / np.maximum(count, 1)
     lo, hi = profile[:20].mean(), profile[-20:].mean()
     if hi - lo < 80:
@@ -119,25 +132,44 @@ def test_frame_blurred_just_past_the_focus_limit_is_undetermined(inspector):
     true_rise_um = _rise_10_90_um(2.8)
     if not 3.1 < true_rise_um < 3.5:
         pytest.fail(f"fixture: expected a true rise just over the 3 um limit, got {true_rise_um:.2f} um")
-    scene = make_scene("iec-sm-upc", um_per_px=UM_PER_PX, width=600, height=600, psf_sigma_px=2.8,
-                       illumination=_pure_step_illumination())
+    scene = make_scene(
+        "iec-sm-upc",
+        um_per_px=UM_PER_PX,
+        width=600,
+        height=600,
+        psf_sigma_px=2.8,
+        illumination=_pure_step_illumination(),
+    )
     report = inspector.inspect(render_scene(scene, profiles=PROFILES).pixels)
     assert report.verdict.status == Status.UNDETERMINED, (
-        f"true edge rise {true_rise_um:.2f} um > 3 um limit, gate read {report.quality.edge_width_um} um")
+        f"true edge rise {true_rise_um:.2f} um > 3 um limit, gate read {report.quality.edge_width_um} um"
+    )
 
 
-@pytest.mark.parametrize("psf_sigma_px", [
-    0.9, 1.5,
-    2.8, 4.0,
-])
+@pytest.mark.parametrize(
+    "psf_sigma_px",
+    [
+        0.9,
+        1.5,
+        2.8,
+        4.0,
+    ],
+)
 def test_edge_width_never_reads_a_blurred_edge_sharper_than_it_is(inspector, psf_sigma_px):
     """Reading blur low lets a blurred frame through the gate; reading sharp edges a little high is safe."""
     true_rise_um = _rise_10_90_um(psf_sigma_px)
-    scene = make_scene("iec-sm-upc", um_per_px=UM_PER_PX, width=600, height=600, psf_sigma_px=psf_sigma_px,
-                       illumination=_pure_step_illumination())
+    scene = make_scene(
+        "iec-sm-upc",
+        um_per_px=UM_PER_PX,
+        width=600,
+        height=600,
+        psf_sigma_px=psf_sigma_px,
+        illumination=_pure_step_illumination(),
+    )
     report = inspector.inspect(render_scene(scene, profiles=PROFILES).pixels)
     assert 0.9 * true_rise_um <= report.quality.edge_width_um <= 1.3 * true_rise_um, (
-        f"true 10-90 % rise {true_rise_um:.2f} um, read {report.quality.edge_width_um} um")
+        f"true 10-90 % rise {true_rise_um:.2f} um, read {report.quality.edge_width_um} um"
+    )
     assert pytest.approx(2.563, abs=1e-3) == RISE_10_90_PER_SIGMA
 
 
@@ -158,14 +190,25 @@ def test_glare_spot_over_the_core_is_undetermined_naming_exposure(inspector):
 
 
 def test_black_fiber_is_undetermined_naming_exposure(inspector):
-    ill = dataclasses.replace(default_illumination("bright-ferrule"), cladding_grey=0.0, band_delta_grey=0.0,
-                              rim_delta_grey=0.0, core_delta_grey=0.0)
+    ill = dataclasses.replace(
+        default_illumination("bright-ferrule"),
+        cladding_grey=0.0,
+        band_delta_grey=0.0,
+        rim_delta_grey=0.0,
+        core_delta_grey=0.0,
+    )
     _assert_undetermined(inspector.inspect(_render(illumination=ill)), r"exposure: .*saturated or black")
 
 
 def test_low_contrast_fiber_is_undetermined_naming_contrast(inspector):
-    ill = dataclasses.replace(default_illumination("bright-ferrule"), ferrule_grey=100.0, cladding_grey=90.0,
-                              band_delta_grey=0.0, rim_delta_grey=0.0, halo_grey=0.0)
+    ill = dataclasses.replace(
+        default_illumination("bright-ferrule"),
+        ferrule_grey=100.0,
+        cladding_grey=90.0,
+        band_delta_grey=0.0,
+        rim_delta_grey=0.0,
+        halo_grey=0.0,
+    )
     _assert_undetermined(inspector.inspect(_render(illumination=ill)), r"low contrast.*check illumination")
 
 
@@ -205,8 +248,9 @@ def test_degraded_frame_is_undetermined_with_a_reason_naming_the_cause(inspector
 def test_degraded_frame_is_never_pass_for_multimode_either(mm_pc, kind):
     inspector = Inspector(mm_pc)
     for seed in (5, 6):
-        report = inspector.inspect(render_scene(random_scene(seed, "iec-mm-pc", degraded=kind),
-                                                profiles=PROFILES).pixels)
+        report = inspector.inspect(
+            render_scene(random_scene(seed, "iec-mm-pc", degraded=kind), profiles=PROFILES).pixels
+        )
         assert report.verdict.status == Status.UNDETERMINED, (kind, seed, report.verdict.reasons)
         assert report.verdict.reasons and report.verdict.action == "re-image"
 
@@ -252,8 +296,11 @@ def test_detector_crash_is_undetermined_internal_error_and_logged(sm_upc, clean_
     inspector = Inspector(sm_upc, detectors=[_Crashing()])
     with caplog.at_level(logging.ERROR, logger="defectscope.inspector"):
         report = inspector.inspect(clean_image.pixels, name="part-9.png")
-    _assert_undetermined(report, r"internal error \(ZeroDivisionError: division by zero in the tuning "
-                                 r"branch\)")
+    _assert_undetermined(
+        report,
+        r"internal error \(ZeroDivisionError: division by zero in the tuning "
+        r"branch\)",
+    )
     records = [r for r in caplog.records if r.getMessage() == "inspection.internal_error"]
     assert len(records) == 1 and records[0].exc_info is not None, "the traceback must be logged"
 

@@ -22,9 +22,13 @@ DATA = (REPO_ROOT.parent / "shared" / "data" / "fiber-real").resolve()
 
 pytestmark = [
     pytest.mark.realdata,
-    pytest.mark.skipif(not DATA.is_dir(), reason=(
-        f"real end-face images not found at {DATA} (../shared/data/fiber-real from the repo root); "
-        "put the evaluation data pack there to run these tests")),
+    pytest.mark.skipif(
+        not DATA.is_dir(),
+        reason=(
+            f"real end-face images not found at {DATA} (../shared/data/fiber-real from the repo root); "
+            "put the evaluation data pack there to run these tests"
+        ),
+    ),
 ]
 
 
@@ -86,8 +90,11 @@ def test_darkfield_core_close_ups_without_a_cladding_edge_are_undetermined(sm):
         report = sm.inspect(path)
         assert report.verdict.status == Status.UNDETERMINED, (path.name, report.verdict.reasons)
         reason = " ".join(report.verdict.reasons)
-        assert re.search(r"no circular cladding edge|cladding edge was found in only|"
-                         r"contact zone not in view", reason), reason
+        assert re.search(
+            r"no circular cladding edge|cladding edge was found in only|"
+            r"contact zone not in view",
+            reason,
+        ), reason
         assert path.name in reason
 
 
@@ -105,8 +112,10 @@ def labelled_clean(mm):
 
 
 def test_clean_labelled_images_are_never_passed_without_inspection(labelled_clean, capsys, record_property):
-    table = [f"{name}: {r.verdict.status.value} ({r.verdict.action}) {'; '.join(r.verdict.reasons[:2])}"
-             for name, r in labelled_clean]
+    table = [
+        f"{name}: {r.verdict.status.value} ({r.verdict.action}) {'; '.join(r.verdict.reasons[:2])}"
+        for name, r in labelled_clean
+    ]
     record_property("clean_verdicts", table)
     with capsys.disabled():
         print(f"\n[realdata] {len(table)} images labelled clean, inspected with iec-mm-pc:")
@@ -118,6 +127,9 @@ def test_clean_labelled_images_are_never_passed_without_inspection(labelled_clea
 
 @pytest.mark.xfail(strict=False, reason="engine tuning in progress")
 def test_clean_labelled_images_all_pass(labelled_clean):
-    not_passed = {name: (r.verdict.status.value, r.verdict.reasons[:2]) for name, r in labelled_clean
-                  if r.verdict.status != Status.PASS}
+    not_passed = {
+        name: (r.verdict.status.value, r.verdict.reasons[:2])
+        for name, r in labelled_clean
+        if r.verdict.status != Status.PASS
+    }
     assert not not_passed, not_passed

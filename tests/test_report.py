@@ -44,33 +44,70 @@ def profile():
 
 
 def _geometry(profile) -> Geometry:
-    zones = tuple(Zone(name=z.name, label=z.label, inner_um=z.inner_um, outer_um=z.outer_um,
-                       inner_radius_px=z.inner_um / 2 / UM_PER_PX, outer_radius_px=z.outer_um / 2 / UM_PER_PX)
-                  for z in profile.zones)
-    return Geometry(center_xy=CENTER_XY, cladding_radius_px=62.5 / UM_PER_PX, core_radius_px=4.5 / UM_PER_PX,
-                    um_per_px=UM_PER_PX, zones=zones)
+    zones = tuple(
+        Zone(
+            name=z.name,
+            label=z.label,
+            inner_um=z.inner_um,
+            outer_um=z.outer_um,
+            inner_radius_px=z.inner_um / 2 / UM_PER_PX,
+            outer_radius_px=z.outer_um / 2 / UM_PER_PX,
+        )
+        for z in profile.zones
+    )
+    return Geometry(
+        center_xy=CENTER_XY,
+        cladding_radius_px=62.5 / UM_PER_PX,
+        core_radius_px=4.5 / UM_PER_PX,
+        um_per_px=UM_PER_PX,
+        zones=zones,
+    )
 
 
-def _defect(id: int, kind: DefectKind, zone: str, size_um: float, *, xy=(300.0, 200.0), zones=(),
-            polygon_xy=()) -> Defect:
+def _defect(
+    id: int, kind: DefectKind, zone: str, size_um: float, *, xy=(300.0, 200.0), zones=(), polygon_xy=()
+) -> Defect:
     side = max(2, round(size_um / UM_PER_PX))
     x, y = round(xy[0] - side / 2), round(xy[1] - side / 2)
-    return Defect(id=id, kind=kind, zone=zone, zones=zones or (zone,), centroid_xy=xy,
-                  bbox_xywh=(x, y, side, side), area_px=side * side, size_um=size_um, confidence=0.87,
-                  source=("region",), polygon_xy=polygon_xy)
+    return Defect(
+        id=id,
+        kind=kind,
+        zone=zone,
+        zones=zones or (zone,),
+        centroid_xy=xy,
+        bbox_xywh=(x, y, side, side),
+        area_px=side * side,
+        size_um=size_um,
+        confidence=0.87,
+        source=("region",),
+        polygon_xy=polygon_xy,
+    )
 
 
-def _report(profile, defects=(), *, verdict: Verdict | None = None, geometry=True, quality_ok=True,
-            path="/line/3/endface_01.png", timing_ms=None) -> Report:
+def _report(
+    profile,
+    defects=(),
+    *,
+    verdict: Verdict | None = None,
+    geometry=True,
+    quality_ok=True,
+    path="/line/3/endface_01.png",
+    timing_ms=None,
+) -> Report:
     defects = tuple(defects)
     return Report(
         image=ImageInfo(path=path, width=W, height=H, sha256="ab" * 32),
         profile=profile.name,
         um_per_px=UM_PER_PX if geometry else None,
         geometry=_geometry(profile) if geometry else None,
-        quality=Quality(ok=quality_ok, focus=0.8, edge_width_um=1.2, clipped_fraction=0.0,
-                        contact_zone_in_frame=True,
-                        issues=() if quality_ok else ("cladding edge is blurred",)),
+        quality=Quality(
+            ok=quality_ok,
+            focus=0.8,
+            edge_width_um=1.2,
+            clipped_fraction=0.0,
+            contact_zone_in_frame=True,
+            issues=() if quality_ok else ("cladding edge is blurred",),
+        ),
         defects=defects,
         verdict=verdict if verdict is not None else judge(defects, profile),
         timing_ms={"decode": 1.5, "total": 12.34} if timing_ms is None else timing_ms,
@@ -84,18 +121,27 @@ def _pass_report(profile) -> Report:
 
 def _fail_report(profile) -> Report:
     scratch_poly = ((250, 180), (330, 140), (333, 146), (253, 186))
-    return _report(profile, [
-        _defect(1, DefectKind.SCRATCH, "A", 4.0, xy=(291.0, 163.0), zones=("A", "B"),
-                polygon_xy=scratch_poly),
-        _defect(2, DefectKind.DIG, "B", 6.0, xy=(380.0, 280.0)),
-        _defect(3, DefectKind.PARTICLE, "B", 3.0, xy=(260.0, 300.0)),
-    ])
+    return _report(
+        profile,
+        [
+            _defect(
+                1, DefectKind.SCRATCH, "A", 4.0, xy=(291.0, 163.0), zones=("A", "B"), polygon_xy=scratch_poly
+            ),
+            _defect(2, DefectKind.DIG, "B", 6.0, xy=(380.0, 280.0)),
+            _defect(3, DefectKind.PARTICLE, "B", 3.0, xy=(260.0, 300.0)),
+        ],
+    )
 
 
 def _undetermined_report(profile) -> Report:
-    return _report(profile, geometry=False, quality_ok=False,
-                   verdict=undetermined(["no cladding edge found; check focus and that the connector is "
-                                         "seated, then re-inspect"], profile))
+    return _report(
+        profile,
+        geometry=False,
+        quality_ok=False,
+        verdict=undetermined(
+            ["no cladding edge found; check focus and that the connector is seated, then re-inspect"], profile
+        ),
+    )
 
 
 def _frame(grey: int = 120):
@@ -131,13 +177,16 @@ def test_written_reports_validate_against_the_committed_schema(tmp_path, profile
     jsonschema.Draft202012Validator(schema).validate(json.loads(path.read_text(encoding="utf-8")))
 
 
-@pytest.mark.parametrize("corrupt", [
-    lambda d: d.update(schema="defectscope.report/2"),
-    lambda d: d["verdict"].update(status="MAYBE"),
-    lambda d: d["defects"][0].update(size_um=-1.0),
-    lambda d: d["defects"][0].update(colour="red"),
-    lambda d: d.pop("verdict"),
-])
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda d: d.update(schema="defectscope.report/2"),
+        lambda d: d["verdict"].update(status="MAYBE"),
+        lambda d: d["defects"][0].update(size_um=-1.0),
+        lambda d: d["defects"][0].update(colour="red"),
+        lambda d: d.pop("verdict"),
+    ],
+)
 def test_schema_rejects_malformed_reports(profile, corrupt):
     data = _fail_report(profile).to_dict()
     corrupt(data)
@@ -148,15 +197,20 @@ def test_schema_rejects_malformed_reports(profile, corrupt):
 def test_committed_schema_file_is_up_to_date():
     assert rp.report_json_schema() == rp._build_report_schema(), (
         "src/defectscope/schema/report.schema.json differs from records.Report; regenerate it with: "
-        "python -m defectscope.report --write-schema")
+        "python -m defectscope.report --write-schema"
+    )
 
 
 def test_schema_has_id_title_and_describes_every_field():
     schema = rp.report_json_schema()
     assert schema["$id"] == rp.SCHEMA_ID and schema["title"] and schema["description"]
     models = {"Report": schema, **schema["$defs"]}
-    undocumented = [f"{name}.{field}" for name, model in models.items()
-                    for field, spec in model.get("properties", {}).items() if not spec.get("description")]
+    undocumented = [
+        f"{name}.{field}"
+        for name, model in models.items()
+        for field, spec in model.get("properties", {}).items()
+        if not spec.get("description")
+    ]
     assert not undocumented, f"add descriptions for {undocumented} to _DESCRIPTIONS in defectscope/report.py"
 
 
@@ -206,12 +260,13 @@ def test_a_failed_write_keeps_the_old_file_whole_and_cleans_up(tmp_path, profile
 # --------------------------------------------------------------------------------------------
 
 
-def _near_colour(image: np.ndarray, xy: tuple[int, int], bgr: tuple[int, int, int], *,
-                 radius: int = 1) -> bool:
+def _near_colour(
+    image: np.ndarray, xy: tuple[int, int], bgr: tuple[int, int, int], *, radius: int = 1
+) -> bool:
     """Whether a pixel within `radius` of `xy` has the hue of `bgr` at 60 % of its brightness or more
     (thin anti-aliased lines blend with what is under them)."""
     x, y = xy
-    patch = image[max(0, y - radius): y + radius + 1, max(0, x - radius): x + radius + 1].reshape(-1, 3)
+    patch = image[max(0, y - radius) : y + radius + 1, max(0, x - radius) : x + radius + 1].reshape(-1, 3)
     patch = patch.astype(float)
     colour = np.asarray(bgr, float)
     bright = patch.max(axis=1)
@@ -270,7 +325,7 @@ def test_overlay_draws_zones_fiber_and_scale_bar_where_expected(profile):
     cx, cy = (round(c) for c in CENTER_XY)
     r_b = round(115 / 2 / UM_PER_PX)  # zone B outer boundary, below the centre (away from labels)
     assert _near_colour(image, (cx, cy + r_b), rp._ZONE_BGR, radius=2)
-    bottom_right = image[H - 60:, W - 200:]
+    bottom_right = image[H - 60 :, W - 200 :]
     assert (bottom_right == 255).all(axis=2).sum() > 50  # the white scale bar
 
 
@@ -279,7 +334,9 @@ def test_banner_wraps_long_reasons_and_counts_the_ones_left_out(profile):
     long = _report(profile, verdict=Verdict(status=Status.UNDETERMINED, reasons=("word " * 60,)))
     lines = rp._banner_layout(long, style, width_px=W, frame_h_px=H).lines
     assert len(lines) == 2 and lines[-1].endswith("...")
-    many = _report(profile, verdict=Verdict(status=Status.FAIL, reasons=tuple(f"reason {i}" for i in range(6))))
+    many = _report(
+        profile, verdict=Verdict(status=Status.FAIL, reasons=tuple(f"reason {i}" for i in range(6)))
+    )
     lines = rp._banner_layout(many, style, width_px=W, frame_h_px=H).lines
     assert lines == ("reason 0", "reason 1", "reason 2", "reason 3 (+2 more)")
 
@@ -332,13 +389,20 @@ def test_csv_has_one_row_per_report_with_the_documented_columns(tmp_path, profil
     with path.open(newline="", encoding="utf-8") as f:
         header = next(csv.reader(f))
     assert tuple(header) == rp.CSV_COLUMNS
-    assert all(f"- {column}" in rp.write_csv.__doc__ or f", {column}" in rp.write_csv.__doc__
-               for column in rp.CSV_COLUMNS), "document every column in write_csv's docstring"
+    assert all(
+        f"- {column}" in rp.write_csv.__doc__ or f", {column}" in rp.write_csv.__doc__
+        for column in rp.CSV_COLUMNS
+    ), "document every column in write_csv's docstring"
     assert [r["status"] for r in rows] == ["PASS", "FAIL", "UNDETERMINED"]
     fail = rows[1]
     assert fail["path"] == "/line/3/endface_01.png" and fail["action"] == "reject"
-    assert (fail["n_defects"], fail["n_scratch"], fail["n_dig"], fail["n_particle"], fail["n_oil"]) == \
-        ("3", "1", "1", "1", "0")
+    assert (fail["n_defects"], fail["n_scratch"], fail["n_dig"], fail["n_particle"], fail["n_oil"]) == (
+        "3",
+        "1",
+        "1",
+        "1",
+        "0",
+    )
     assert float(fail["um_per_px"]) == UM_PER_PX and float(fail["center_x_px"]) == CENTER_XY[0]
     assert float(fail["cladding_radius_px"]) == pytest.approx(125.0) and fail["quality_ok"] == "true"
     verdict = reports[1].verdict
@@ -385,8 +449,17 @@ def test_legacy_layout_has_the_old_keys_and_types(profile):
     assert summary["pass_fail_status"] == "FAIL" and isinstance(summary["quality_score"], float)
     assert summary["total_merged_defects"] == 3
     assert all(isinstance(r, str) for r in summary["failure_reasons"])
-    keys = {"defect_id", "defect_type", "location_xy", "bbox", "area_px", "confidence", "severity", "zone",
-            "size_um"}
+    keys = {
+        "defect_id",
+        "defect_type",
+        "location_xy",
+        "bbox",
+        "area_px",
+        "confidence",
+        "severity",
+        "zone",
+        "size_um",
+    }
     for d in legacy["defects"]:
         assert set(d) == keys
         assert d["defect_type"] in {k.value.upper() for k in DefectKind}
@@ -401,16 +474,23 @@ def test_legacy_layout_has_the_old_keys_and_types(profile):
 
 def test_legacy_pass_without_defects_scores_100(profile):
     legacy = rp.to_legacy(_report(profile), profile)
-    assert legacy["analysis_summary"] == {"pass_fail_status": "PASS", "quality_score": 100.0,
-                                          "total_merged_defects": 0, "failure_reasons": []}
+    assert legacy["analysis_summary"] == {
+        "pass_fail_status": "PASS",
+        "quality_score": 100.0,
+        "total_merged_defects": 0,
+        "failure_reasons": [],
+    }
 
 
-@pytest.mark.parametrize("zone, size_um, severity, score", [
-    ("B", 1.5, "LOW", 85.0),  # m = 1.5 / 5 = 0.3: 100 * (1 - 0.3 / 2)
-    ("B", 4.0, "MEDIUM", 60.0),  # m = 0.8
-    ("B", 5.0, "MEDIUM", 50.0),  # at the limit: m = 1, still a PASS
-    ("C", 40.0, "NEGLIGIBLE", 100.0),  # zone C does not judge defects: m = 0
-])
+@pytest.mark.parametrize(
+    "zone, size_um, severity, score",
+    [
+        ("B", 1.5, "LOW", 85.0),  # m = 1.5 / 5 = 0.3: 100 * (1 - 0.3 / 2)
+        ("B", 4.0, "MEDIUM", 60.0),  # m = 0.8
+        ("B", 5.0, "MEDIUM", 50.0),  # at the limit: m = 1, still a PASS
+        ("C", 40.0, "NEGLIGIBLE", 100.0),  # zone C does not judge defects: m = 0
+    ],
+)
 def test_legacy_pass_severity_and_score_follow_the_margin(profile, zone, size_um, severity, score):
     report = _report(profile, [_defect(1, DefectKind.DIG, zone, size_um)])
     assert report.verdict.status == Status.PASS
@@ -471,8 +551,12 @@ def test_legacy_undetermined_scores_0(profile):
 def test_legacy_count_failure_needs_the_zones_verdict(profile):
     # Six 3 um digs, but a verdict (e.g. from another profile) that passes zone B: not HIGH.
     digs = [_defect(i, DefectKind.DIG, "B", 3.0) for i in range(1, 7)]
-    verdict = Verdict(status=Status.PASS, action="accept", reasons=("all zones within limits",),
-                      zones={"B": ZoneVerdict(status=Status.PASS, n_defects=6)})
+    verdict = Verdict(
+        status=Status.PASS,
+        action="accept",
+        reasons=("all zones within limits",),
+        zones={"B": ZoneVerdict(status=Status.PASS, n_defects=6)},
+    )
     legacy = rp.to_legacy(_report(profile, digs, verdict=verdict), profile)
     assert {d["severity"] for d in legacy["defects"]} == {"MEDIUM"}
 

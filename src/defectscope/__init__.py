@@ -1,8 +1,8 @@
 """defectscope: fast, explainable visual inspection; fiber end faces by IEC 61300-3-35.
 
-    from defectscope import Inspector
-    report = Inspector.from_profile("iec-sm-upc").inspect("endface.png")
-    print(report.verdict.status, report.verdict.reasons)
+from defectscope import Inspector
+report = Inspector.from_profile("iec-sm-upc").inspect("endface.png")
+print(report.verdict.status, report.verdict.reasons)
 """
 
 import os

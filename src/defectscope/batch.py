@@ -48,15 +48,23 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found += [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                      and not p.name.endswith((".overlay.png", ".mask.png"))]
+            found += [
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and not p.name.endswith((".overlay.png", ".mask.png"))
+            ]
         elif path.is_file():
             found.append(path)
         else:
             pattern = str(item)
             anchor = Path(pattern).anchor or "."
-            matches = sorted(Path(anchor).glob(pattern[len(Path(pattern).anchor):])) if any(
-                ch in pattern for ch in "*?[") else []
+            matches = (
+                sorted(Path(anchor).glob(pattern[len(Path(pattern).anchor) :]))
+                if any(ch in pattern for ch in "*?[")
+                else []
+            )
             files = [p for p in matches if p.is_file()]
             if not files:
                 raise DefectscopeError(f"{item}: no such file, folder or matching images")
@@ -71,7 +79,10 @@ def output_names(paths: list[Path]) -> list[str]:
     depth = 1
     while len(set(names)) < len(names) and depth < 8:
         counts = {n: names.count(n) for n in names}
-        names = ["_".join([*p.parts[-1 - depth:-1], p.stem]) if counts[n] > 1 else n for p, n in zip(paths, names)]
+        names = [
+            "_".join([*p.parts[-1 - depth : -1], p.stem]) if counts[n] > 1 else n
+            for p, n in zip(paths, names)
+        ]
         depth += 1
     seen: dict[str, int] = {}
     out = []
@@ -81,8 +92,13 @@ def output_names(paths: list[Path]) -> list[str]:
     return out
 
 
-def inspect_batch(paths: list[Path], options: BatchOptions, *, jobs: int = 0,
-                  progress: Callable[[Report], None] | None = None) -> list[Report]:
+def inspect_batch(
+    paths: list[Path],
+    options: BatchOptions,
+    *,
+    jobs: int = 0,
+    progress: Callable[[Report], None] | None = None,
+) -> list[Report]:
     """Inspect `paths` with `jobs` processes (0: one per core); reports come back in input order."""
     names = output_names(paths)
     jobs = jobs or os.cpu_count() or 1
@@ -99,8 +115,9 @@ def inspect_batch(paths: list[Path], options: BatchOptions, *, jobs: int = 0,
     # spawn, not fork: a forked child inherits the locks of a parent's OpenCV worker threads and can
     # hang for ever if the parent used OpenCV with threads before the batch
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker, initargs=(options,),
-                             mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, initializer=_init_worker, initargs=(options,), mp_context=context
+    ) as pool:
         for report in pool.map(_inspect_one, zip(paths, names), chunksize=4):
             reports.append(report)
             if progress:
@@ -143,6 +160,8 @@ def _inspect_one(item: tuple[Path, str]) -> Report:
             if options.overlay and inspection.frame is not None:
                 outputs.write_overlay(inspection.frame, report, options.out_dir / f"{name}.overlay.png")
         except OSError as exc:
-            raise DefectscopeError(f"{options.out_dir}: cannot write the results for {path.name} "
-                                   f"({exc.strerror or exc}); check free space and permissions") from None
+            raise DefectscopeError(
+                f"{options.out_dir}: cannot write the results for {path.name} "
+                f"({exc.strerror or exc}); check free space and permissions"
+            ) from None
     return report

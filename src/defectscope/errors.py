@@ -12,7 +12,9 @@ __all__ = [
 
 
 class DefectscopeError(Exception):
-    """Base of every expected failure; the CLI prints it as one line, the Inspector turns it into UNDETERMINED."""
+    """Base of every expected failure.
+
+    The CLI prints it as one line; the Inspector turns it into UNDETERMINED with its message."""
 
 
 class ImageDecodeError(DefectscopeError):

@@ -393,8 +393,9 @@ class LabelDisagreement(_Result):
 class LabelEvaluation(_Result):
     """Image-level labels vs reported verdicts, duplicates (same sha256) counted once."""
 
-    schema_: Literal["defectscope.label-evaluation/1"] = Field(default=LABEL_EVALUATION_SCHEMA,
-                                                               alias="schema")
+    schema_: Literal["defectscope.label-evaluation/1"] = Field(
+        default=LABEL_EVALUATION_SCHEMA, alias="schema"
+    )
     labels_csv: str
     reports_dir: str
     n_rows: int
@@ -437,19 +438,32 @@ def evaluate_reports(truth_dir: str | Path, reports_dir: str | Path) -> Evaluati
     for stem, (truth_path, truth) in truths.items():
         found = reports.get(stem)
         if found is None:
-            cases.append(_Case(truth_path, truth, None, None, None,
-                               f"no report for image stem {stem!r} in {reports_dir}"))
+            cases.append(
+                _Case(
+                    truth_path, truth, None, None, None, f"no report for image stem {stem!r} in {reports_dir}"
+                )
+            )
             continue
         report_path, report = found
         cases.append(_Case(truth_path, truth, report, report_path.name, _overlay_for(report_path), ""))
     unmatched = tuple(sorted(path.name for stem, (path, _) in reports.items() if stem not in truths))
-    return _evaluate(cases, mode="reports", truth_dir=truth_dir, reports_dir=reports_dir,
-                     unmatched=unmatched, ignored=tuple(ignored))
+    return _evaluate(
+        cases,
+        mode="reports",
+        truth_dir=truth_dir,
+        reports_dir=reports_dir,
+        unmatched=unmatched,
+        ignored=tuple(ignored),
+    )
 
 
-def evaluate_inspection(truth_dir: str | Path, inspect: Callable[[Path], Report], *,
-                        reports_out: Path | None = None,
-                        write_report: ReportWriter | None = None) -> Evaluation:
+def evaluate_inspection(
+    truth_dir: str | Path,
+    inspect: Callable[[Path], Report],
+    *,
+    reports_out: Path | None = None,
+    write_report: ReportWriter | None = None,
+) -> Evaluation:
     """Inspect every truth's image with `inspect`, optionally save the reports, and score them.
 
     inspect: ``inspect(image_path) -> Report``, e.g. ``Inspector.inspect``. A DefectscopeError it
@@ -473,8 +487,10 @@ def evaluate_inspection(truth_dir: str | Path, inspect: Callable[[Path], Report]
     for stem, (truth_path, truth) in truths.items():
         image_path = truth_path.parent / truth.image
         if not image_path.is_file():
-            raise TruthFormatError(f"{truth_path}: its image {truth.image!r} does not exist at {image_path}; "
-                                   "regenerate the truth set or copy the images next to the truth files")
+            raise TruthFormatError(
+                f"{truth_path}: its image {truth.image!r} does not exist at {image_path}; "
+                "regenerate the truth set or copy the images next to the truth files"
+            )
         try:
             report = inspect(image_path)
         except DefectscopeError as exc:
@@ -492,8 +508,9 @@ def evaluate_inspection(truth_dir: str | Path, inspect: Callable[[Path], Report]
                 write_report(report, json_path)
             report_name, overlay = json_path.name, _overlay_for(json_path)
         cases.append(_Case(truth_path, truth, report, report_name, overlay, ""))
-    return _evaluate(cases, mode="inspect", truth_dir=truth_dir, reports_dir=reports_out, unmatched=(),
-                     ignored=())
+    return _evaluate(
+        cases, mode="inspect", truth_dir=truth_dir, reports_dir=reports_out, unmatched=(), ignored=()
+    )
 
 
 def evaluate_labels(labels_csv: str | Path, reports_dir: str | Path) -> LabelEvaluation:
@@ -538,22 +555,28 @@ def _image_stem(path: str) -> str:
 
 def _read_truths(truth_dir: Path) -> dict[str, tuple[Path, Truth]]:
     if not truth_dir.is_dir():
-        raise TruthFormatError(f"{truth_dir}: truth directory not found; give the folder holding the "
-                               "*.truth.json files written by the synthetic generator")
+        raise TruthFormatError(
+            f"{truth_dir}: truth directory not found; give the folder holding the "
+            "*.truth.json files written by the synthetic generator"
+        )
     files = sorted(truth_dir.glob("*.truth.json"))
     if not files:
-        raise TruthFormatError(f"{truth_dir}: no *.truth.json files in this folder; "
-                               "generate a truth set first")
+        raise TruthFormatError(
+            f"{truth_dir}: no *.truth.json files in this folder; generate a truth set first"
+        )
     truths: dict[str, tuple[Path, Truth]] = {}
     for path in files:
         truth = read_truth(path)
         if truth.geometry is not None and truth.geometry.pixel_aspect <= 0:
-            raise TruthFormatError(f"{path}: geometry.pixel_aspect must be > 0, "
-                                   f"got {truth.geometry.pixel_aspect}")
+            raise TruthFormatError(
+                f"{path}: geometry.pixel_aspect must be > 0, got {truth.geometry.pixel_aspect}"
+            )
         stem = _image_stem(truth.image)
         if stem in truths:
-            raise TruthFormatError(f"{path}: its image stem {stem!r} is also claimed by "
-                                   f"{truths[stem][0].name}; each truth must name a different image")
+            raise TruthFormatError(
+                f"{path}: its image stem {stem!r} is also claimed by "
+                f"{truths[stem][0].name}; each truth must name a different image"
+            )
         truths[stem] = (path, truth)
     return truths
 
@@ -579,12 +602,15 @@ def _read_reports(reports_dir: Path) -> tuple[dict[str, tuple[Path, Report]], li
                 continue
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-            raise TruthFormatError(f"{path}: not a defectscope report: field {where}: "
-                                   f"{first['msg']}") from None
+            raise TruthFormatError(
+                f"{path}: not a defectscope report: field {where}: {first['msg']}"
+            ) from None
         stem = _image_stem(report.image.path)
         if stem in reports:
-            raise TruthFormatError(f"{path}: reports the image stem {stem!r} like {reports[stem][0].name}; "
-                                   "keep one report per image in a reports folder")
+            raise TruthFormatError(
+                f"{path}: reports the image stem {stem!r} like {reports[stem][0].name}; "
+                "keep one report per image in a reports folder"
+            )
         reports[stem] = (path, report)
     return reports, ignored
 
@@ -692,12 +718,18 @@ def _truth_items(truth: Truth, profile: Profile, um_per_px: float | None) -> lis
             tolerance = max(MATCH_FLOOR_PX, size_px + MATCH_MARGIN_PX)
         else:
             tolerance = max(MATCH_FLOOR_PX, 0.5 * size_px + MATCH_MARGIN_PX)
-        items.append(_TruthItem(
-            defect=t, zones=touched, judged=judged, included=bool(touched),
-            centroid=frame.points([t.centroid_xy])[0],
-            polyline=frame.points(t.polyline_xy) if t.polyline_xy else None,
-            polygon=frame.points(t.polygon_xy) if len(t.polygon_xy) >= 3 else None,
-            tolerance_px=tolerance))
+        items.append(
+            _TruthItem(
+                defect=t,
+                zones=touched,
+                judged=judged,
+                included=bool(touched),
+                centroid=frame.points([t.centroid_xy])[0],
+                polyline=frame.points(t.polyline_xy) if t.polyline_xy else None,
+                polygon=frame.points(t.polygon_xy) if len(t.polygon_xy) >= 3 else None,
+                tolerance_px=tolerance,
+            )
+        )
     return items
 
 
@@ -741,9 +773,14 @@ def _stats(values: Sequence[tuple[float, str]], signed: Sequence[float] | None =
         return ErrorStats()
     arr = np.array([v for v, _ in values], dtype=np.float64)
     worst = int(np.argmax(arr))
-    return ErrorStats(n=len(arr), median=float(np.median(arr)), p95=float(np.percentile(arr, 95)),
-                      max=float(arr[worst]), max_image=values[worst][1],
-                      median_signed=float(np.median(signed)) if signed else None)
+    return ErrorStats(
+        n=len(arr),
+        median=float(np.median(arr)),
+        p95=float(np.percentile(arr, 95)),
+        max=float(arr[worst]),
+        max_image=values[worst][1],
+        median_signed=float(np.median(signed)) if signed else None,
+    )
 
 
 @dataclass
@@ -776,8 +813,15 @@ class _Tally:
     size_err_signed: defaultdict = field(default_factory=lambda: defaultdict(list))
 
 
-def _evaluate(cases: list[_Case], *, mode: str, truth_dir: Path, reports_dir: Path | None,
-              unmatched: tuple[str, ...], ignored: tuple[str, ...]) -> Evaluation:
+def _evaluate(
+    cases: list[_Case],
+    *,
+    mode: str,
+    truth_dir: Path,
+    reports_dir: Path | None,
+    unmatched: tuple[str, ...],
+    ignored: tuple[str, ...],
+) -> Evaluation:
     present = {c.report.profile for c in cases if c.report is not None}
     default_profile = next(iter(present)) if len(present) == 1 else None
     profiles: dict[str, Profile] = {}
@@ -794,18 +838,29 @@ def _evaluate(cases: list[_Case], *, mode: str, truth_dir: Path, reports_dir: Pa
 
     disagreements.sort(key=lambda d: (_PROBLEM_ORDER[d.problem], d.image))
     result = Evaluation(
-        mode=mode, truth_dir=str(truth_dir),
+        mode=mode,
+        truth_dir=str(truth_dir),
         reports_dir=str(reports_dir) if reports_dir is not None else None,
-        n_truth=len(cases), n_reports=sum(c.report is not None for c in cases),
+        n_truth=len(cases),
+        n_reports=sum(c.report is not None for c in cases),
         missing_reports=tuple(sorted(c.truth.image for c in cases if c.report is None)),
-        unmatched_reports=unmatched, ignored_files=ignored,
+        unmatched_reports=unmatched,
+        ignored_files=ignored,
         profiles={name: _profile_evaluation(name, tallies[name]) for name in sorted(tallies)},
-        disagreements=tuple(disagreements))
+        disagreements=tuple(disagreements),
+    )
     for name, p in result.profiles.items():
-        log.info("evaluate.done", extra={"profile": name, "n_images": p.n_images,
-                                         "false_pass_rate": p.verdict.false_pass_rate,
-                                         "accuracy": p.verdict.accuracy, "recall": p.defects.recall,
-                                         "precision": p.defects.precision})
+        log.info(
+            "evaluate.done",
+            extra={
+                "profile": name,
+                "n_images": p.n_images,
+                "false_pass_rate": p.verdict.false_pass_rate,
+                "accuracy": p.verdict.accuracy,
+                "recall": p.defects.recall,
+                "precision": p.defects.precision,
+            },
+        )
     return result
 
 
@@ -814,9 +869,11 @@ def _score_image(case: _Case, profile_name: str, profile: Profile, tally: _Tally
     expected = truth.expected.get(profile_name)
     if expected is None:
         known = ", ".join(sorted(truth.expected)) or "none"
-        raise TruthFormatError(f"{case.truth_path}: no expected verdict for profile {profile_name!r} "
-                               f"(it has: {known}); regenerate the truth set with that profile or inspect "
-                               "with one of those")
+        raise TruthFormatError(
+            f"{case.truth_path}: no expected verdict for profile {profile_name!r} "
+            f"(it has: {known}); regenerate the truth set with that profile or inspect "
+            "with one of those"
+        )
     tally.n_images += 1
     reported_status = report.verdict.status if report is not None else None
     if report is None:
@@ -843,12 +900,21 @@ def _score_image(case: _Case, profile_name: str, profile: Profile, tally: _Tally
     else:
         return None
     return ImageDisagreement(
-        image=truth.image, truth_file=case.truth_path.name, report=case.report_file, overlay=case.overlay,
-        profile=profile_name, problem=problem, expected_status=expected.status,
-        expected_reasons=expected.reasons, reported_status=reported_status,
+        image=truth.image,
+        truth_file=case.truth_path.name,
+        report=case.report_file,
+        overlay=case.overlay,
+        profile=profile_name,
+        problem=problem,
+        expected_status=expected.status,
+        expected_reasons=expected.reasons,
+        reported_status=reported_status,
         reported_reasons=report.verdict.reasons if report is not None else (),
-        degraded=truth.degraded, missed=tuple(missed), false_detections=tuple(false_detections),
-        note=case.missing_reason)
+        degraded=truth.degraded,
+        missed=tuple(missed),
+        false_detections=tuple(false_detections),
+        note=case.missing_reason,
+    )
 
 
 def _score_geometry(case: _Case, tally: _Tally) -> None:
@@ -876,8 +942,9 @@ def _truth_um_per_px(case: _Case) -> float | None:
     return None
 
 
-def _score_defects(case: _Case, profile: Profile,
-                   tally: _Tally) -> tuple[list[MissedDefect], list[FalseDetection]]:
+def _score_defects(
+    case: _Case, profile: Profile, tally: _Tally
+) -> tuple[list[MissedDefect], list[FalseDetection]]:
     tally.n_defect_images += 1
     items = _truth_items(case.truth, profile, _truth_um_per_px(case))
     reported = list(case.report.defects) if case.report is not None else []
@@ -911,11 +978,18 @@ def _score_defects(case: _Case, profile: Profile,
     for ti, item in enumerate(items):
         if item.included and ti not in matched_truth:
             column = dist[:, ti] if len(reported) else np.zeros(0)
-            missed.append(MissedDefect(
-                id=item.defect.id, kind=item.defect.kind.value, size_um=item.defect.size_um,
-                zone=item.zones[0], zones=item.zones, note=item.defect.note,
-                nearest_px=round(float(column.min()), 2) if column.size else None,
-                tolerance_px=round(item.tolerance_px, 2)))
+            missed.append(
+                MissedDefect(
+                    id=item.defect.id,
+                    kind=item.defect.kind.value,
+                    size_um=item.defect.size_um,
+                    zone=item.zones[0],
+                    zones=item.zones,
+                    note=item.defect.note,
+                    nearest_px=round(float(column.min()), 2) if column.size else None,
+                    tolerance_px=round(item.tolerance_px, 2),
+                )
+            )
 
     false_detections = []
     for ri, r in enumerate(reported):
@@ -931,10 +1005,17 @@ def _score_defects(case: _Case, profile: Profile,
         tally.correct_size[bucket] += correct
         if not correct:
             nearest = int(np.argmin(dist[ri])) if items else None
-            false_detections.append(FalseDetection(
-                id=r.id, kind=r.kind.value, size_um=r.size_um, zone=r.zone, zones=r.zones,
-                nearest_truth_id=items[nearest].defect.id if nearest is not None else None,
-                nearest_truth_px=round(float(dist[ri, nearest]), 2) if nearest is not None else None))
+            false_detections.append(
+                FalseDetection(
+                    id=r.id,
+                    kind=r.kind.value,
+                    size_um=r.size_um,
+                    zone=r.zone,
+                    zones=r.zones,
+                    nearest_truth_id=items[nearest].defect.id if nearest is not None else None,
+                    nearest_truth_px=round(float(dist[ri, nearest]), 2) if nearest is not None else None,
+                )
+            )
     return missed, false_detections
 
 
@@ -949,43 +1030,80 @@ def _profile_evaluation(name: str, t: _Tally) -> ProfileEvaluation:
     n_expected_pass = sum(t.verdict[(Status.PASS, r)] for r in _STATUSES)
     false_reject = n_expected_pass - t.verdict[(Status.PASS, Status.PASS)]
     verdict = VerdictScores(
-        n_images=t.n_images, n_inspected=n_inspected, n_missing=n_missing, confusion=confusion,
-        missing_by_expected={s.value: t.missing[s] for s in _STATUSES}, n_correct=n_correct,
-        accuracy=_rate(n_correct, t.n_images), n_expected_not_pass=n_expected_not_pass,
-        false_pass_count=false_pass, false_pass_rate=_rate(false_pass, n_expected_not_pass),
-        safe_disagreements=t.verdict[(Status.UNDETERMINED, Status.FAIL)], n_expected_pass=n_expected_pass,
-        false_reject_count=false_reject, false_reject_rate=_rate(false_reject, n_expected_pass))
+        n_images=t.n_images,
+        n_inspected=n_inspected,
+        n_missing=n_missing,
+        confusion=confusion,
+        missing_by_expected={s.value: t.missing[s] for s in _STATUSES},
+        n_correct=n_correct,
+        accuracy=_rate(n_correct, t.n_images),
+        n_expected_not_pass=n_expected_not_pass,
+        false_pass_count=false_pass,
+        false_pass_rate=_rate(false_pass, n_expected_not_pass),
+        safe_disagreements=t.verdict[(Status.UNDETERMINED, Status.FAIL)],
+        n_expected_pass=n_expected_pass,
+        false_reject_count=false_reject,
+        false_reject_rate=_rate(false_reject, n_expected_pass),
+    )
 
     geometry = GeometryScores(
-        n_compared=len(t.geometry_centre), n_expected_missing=t.geometry_missing,
+        n_compared=len(t.geometry_centre),
+        n_expected_missing=t.geometry_missing,
         centre_error_px=_stats(t.geometry_centre),
-        radius_error_pct=_stats(t.geometry_radius, t.geometry_radius_signed))
+        radius_error_pct=_stats(t.geometry_radius, t.geometry_radius_signed),
+    )
 
     def detection(truth_n, found_n, rep_n, correct_n, key) -> DetectionScores:
-        return DetectionScores(n_truth=truth_n[key], n_found=found_n[key],
-                               recall=_rate(found_n[key], truth_n[key]),
-                               n_reported=rep_n[key], n_correct=correct_n[key],
-                               precision=_rate(correct_n[key], rep_n[key]))
+        return DetectionScores(
+            n_truth=truth_n[key],
+            n_found=found_n[key],
+            recall=_rate(found_n[key], truth_n[key]),
+            n_reported=rep_n[key],
+            n_correct=correct_n[key],
+            precision=_rate(correct_n[key], rep_n[key]),
+        )
 
     n_truth = sum(t.truth_kind.values())
     n_found = sum(t.found_kind.values())
     n_reported = sum(t.rep_kind.values())
     n_correct_rep = sum(t.correct_kind.values())
-    headlines = {h: RecallFigure(n_truth=t.headline_truth[h], n_found=t.headline_found[h],
-                                 recall=_rate(t.headline_found[h], t.headline_truth[h]))
-                 for h, _, _ in _HEADLINES}
+    headlines = {
+        h: RecallFigure(
+            n_truth=t.headline_truth[h],
+            n_found=t.headline_found[h],
+            recall=_rate(t.headline_found[h], t.headline_truth[h]),
+        )
+        for h, _, _ in _HEADLINES
+    }
     defects = DefectScores(
-        n_images=t.n_defect_images, n_truth=n_truth, n_truth_excluded=t.n_truth_excluded,
-        n_reported=n_reported + t.n_ignored, n_found=n_found, n_missed=n_truth - n_found,
-        n_correct=n_correct_rep, n_false_positive=n_reported - n_correct_rep, n_ignored=t.n_ignored,
-        recall=_rate(n_found, n_truth), precision=_rate(n_correct_rep, n_reported), **headlines,
+        n_images=t.n_defect_images,
+        n_truth=n_truth,
+        n_truth_excluded=t.n_truth_excluded,
+        n_reported=n_reported + t.n_ignored,
+        n_found=n_found,
+        n_missed=n_truth - n_found,
+        n_correct=n_correct_rep,
+        n_false_positive=n_reported - n_correct_rep,
+        n_ignored=t.n_ignored,
+        recall=_rate(n_found, n_truth),
+        precision=_rate(n_correct_rep, n_reported),
+        **headlines,
         by_kind={k: detection(t.truth_kind, t.found_kind, t.rep_kind, t.correct_kind, k) for k in _KINDS},
-        by_size={b: detection(t.truth_size, t.found_size, t.rep_size, t.correct_size, b)
-                 for b, _, _ in SIZE_BUCKETS_UM},
+        by_size={
+            b: detection(t.truth_size, t.found_size, t.rep_size, t.correct_size, b)
+            for b, _, _ in SIZE_BUCKETS_UM
+        },
         kind_confusion={a: {b: t.confusion[(a, b)] for b in _KINDS} for a in _KINDS},
-        size_error_um={k: _stats(t.size_err[k], t.size_err_signed[k]) for k in (*_KINDS, "all")})
-    return ProfileEvaluation(profile=name, n_images=t.n_images, n_degraded=t.n_degraded, verdict=verdict,
-                             geometry=geometry, defects=defects)
+        size_error_um={k: _stats(t.size_err[k], t.size_err_signed[k]) for k in (*_KINDS, "all")},
+    )
+    return ProfileEvaluation(
+        profile=name,
+        n_images=t.n_images,
+        n_degraded=t.n_degraded,
+        verdict=verdict,
+        geometry=geometry,
+        defects=defects,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1007,8 +1125,10 @@ def _read_labels(labels_csv: Path) -> list[_LabelRow]:
     reader = csv.DictReader(text.splitlines())
     fields = [f.strip() for f in (reader.fieldnames or [])]
     if "file" not in fields or "label" not in fields:
-        raise TruthFormatError(f"{labels_csv}: expected a header with columns file,label[,...], got "
-                               f"{','.join(fields) or 'nothing'}")
+        raise TruthFormatError(
+            f"{labels_csv}: expected a header with columns file,label[,...], got "
+            f"{','.join(fields) or 'nothing'}"
+        )
     rows = []
     for record in reader:
         record = {(k or "").strip(): v.strip() if isinstance(v, str) else v for k, v in record.items()}
@@ -1017,8 +1137,9 @@ def _read_labels(labels_csv: Path) -> list[_LabelRow]:
         if not file:
             raise TruthFormatError(f"{labels_csv}:{line}: empty file name")
         if label not in LABELS and not (label.startswith("other:") and len(label) > len("other:")):
-            raise TruthFormatError(f"{labels_csv}:{line}: unknown label {label!r}; use one of "
-                                   f"{', '.join(LABELS)} or other:<raw>")
+            raise TruthFormatError(
+                f"{labels_csv}:{line}: unknown label {label!r}; use one of {', '.join(LABELS)} or other:<raw>"
+            )
         rows.append(_LabelRow(line, file, label))
     if not rows:
         raise TruthFormatError(f"{labels_csv}: no labelled rows")
@@ -1029,15 +1150,16 @@ def _path_parts(path: str) -> tuple[str, ...]:
     return tuple(p for p in PureWindowsPath(path).parts if p not in ("/", "\\"))
 
 
-def _find_report(row: _LabelRow, root: Path,
-                 entries: Sequence[tuple[Path, Report]]) -> tuple[tuple[Path, Report] | None, str]:
+def _find_report(
+    row: _LabelRow, root: Path, entries: Sequence[tuple[Path, Report]]
+) -> tuple[tuple[Path, Report] | None, str]:
     """The report for a label row, by same file, then path suffix, then base name (see evaluate_labels)."""
     target = os.path.normpath(os.path.abspath(root / row.file))
     same = [e for e in entries if os.path.normpath(os.path.abspath(e[1].image.path)) == target]
     if same:
         return same[0], ""
     parts = _path_parts(row.file)
-    suffix = [e for e in entries if _path_parts(e[1].image.path)[-len(parts):] == parts]
+    suffix = [e for e in entries if _path_parts(e[1].image.path)[-len(parts) :] == parts]
     if len(suffix) == 1 or (suffix and _one_content(suffix)):
         return suffix[0], ""
     name = parts[-1]
@@ -1046,8 +1168,10 @@ def _find_report(row: _LabelRow, root: Path,
         return None, "no report for this file"
     if len(by_name) == 1 or _one_content(by_name):
         return by_name[0], ""
-    return None, (f"ambiguous: {len(by_name)} reports of different images named {name} "
-                  f"({', '.join(e[0].name for e in by_name)})")
+    return None, (
+        f"ambiguous: {len(by_name)} reports of different images named {name} "
+        f"({', '.join(e[0].name for e in by_name)})"
+    )
 
 
 def _one_content(entries: Sequence[tuple[Path, Report]]) -> bool:
@@ -1055,8 +1179,9 @@ def _one_content(entries: Sequence[tuple[Path, Report]]) -> bool:
     return len(shas) == 1 and "" not in shas
 
 
-def _score_labels(rows: list[_LabelRow], entries: list[tuple[Path, Report]], *, labels_csv: Path,
-                  reports_dir: Path) -> LabelEvaluation:
+def _score_labels(
+    rows: list[_LabelRow], entries: list[tuple[Path, Report]], *, labels_csv: Path, reports_dir: Path
+) -> LabelEvaluation:
     root = labels_csv.parent.parent
     unmatched: list[UnmatchedLabel] = []
     missing_files: dict[str, set[str]] = defaultdict(set)
@@ -1086,24 +1211,35 @@ def _score_labels(rows: list[_LabelRow], entries: list[tuple[Path, Report]], *, 
         path, report = reports_here[0]
         statuses = {e[1].verdict.status for e in reports_here}
         if len(statuses) > 1:
-            notes.append(f"identical images got different verdicts ({', '.join(sorted(statuses))}) in "
-                         f"{', '.join(e[0].name for e in reports_here)}; counted with {path.name}")
+            notes.append(
+                f"identical images got different verdicts ({', '.join(sorted(statuses))}) in "
+                f"{', '.join(e[0].name for e in reports_here)}; counted with {path.name}"
+            )
         labels = sorted(set(image["labels"]))
         if len(labels) > 1:
-            notes.append(f"identical images carry different labels ({', '.join(labels)}): "
-                         f"{', '.join(sorted(set(image['files'])))}; counted once under each label")
+            notes.append(
+                f"identical images carry different labels ({', '.join(labels)}): "
+                f"{', '.join(sorted(set(image['files'])))}; counted once under each label"
+            )
         if len(set(image["files"])) > 1 and not key.startswith("report:"):
-            duplicates.append(DuplicateGroup(sha256=key, files=tuple(sorted(set(image["files"]))),
-                                             labels=tuple(labels)))
+            duplicates.append(
+                DuplicateGroup(sha256=key, files=tuple(sorted(set(image["files"]))), labels=tuple(labels))
+            )
         status = report.verdict.status
         for label in labels:
             per_label_status[label][status] += 1
             expected = LABELS.get(label)
             if expected is not None and status != expected:
-                disagreements.append(LabelDisagreement(
-                    file=sorted(set(image["files"]))[0], label=label, report=path.name,
-                    overlay=_overlay_for(path), reported_status=status,
-                    reported_reasons=report.verdict.reasons))
+                disagreements.append(
+                    LabelDisagreement(
+                        file=sorted(set(image["files"]))[0],
+                        label=label,
+                        report=path.name,
+                        overlay=_overlay_for(path),
+                        reported_status=status,
+                        reported_reasons=report.verdict.reasons,
+                    )
+                )
 
     per_label: dict[str, LabelAgreement] = {}
     for label in sorted(set(per_label_status) | set(missing_files), key=_label_order):
@@ -1112,18 +1248,32 @@ def _score_labels(rows: list[_LabelRow], entries: list[tuple[Path, Report]], *, 
         n_pass, n_fail, n_und = counts[Status.PASS], counts[Status.FAIL], counts[Status.UNDETERMINED]
         n_consistent = counts[expected] if expected is not None else None
         per_label[label] = LabelAgreement(
-            label=label, expected=expected, n_images=n_pass + n_fail + n_und, n_pass=n_pass, n_fail=n_fail,
-            n_undetermined=n_und, n_missing=len(missing_files[label]), n_consistent=n_consistent,
+            label=label,
+            expected=expected,
+            n_images=n_pass + n_fail + n_und,
+            n_pass=n_pass,
+            n_fail=n_fail,
+            n_undetermined=n_und,
+            n_missing=len(missing_files[label]),
+            n_consistent=n_consistent,
             consistent_rate=_rate(n_consistent, n_pass + n_fail) if n_consistent is not None else None,
-            undetermined_rate=_rate(n_und, n_pass + n_fail + n_und))
+            undetermined_rate=_rate(n_und, n_pass + n_fail + n_und),
+        )
     disagreements.sort(key=lambda d: (d.label, d.file))
     return LabelEvaluation(
-        labels_csv=str(labels_csv), reports_dir=str(reports_dir), n_rows=len(rows),
-        n_matched_rows=len(rows) - len(unmatched), n_unique_images=len(images),
+        labels_csv=str(labels_csv),
+        reports_dir=str(reports_dir),
+        n_rows=len(rows),
+        n_matched_rows=len(rows) - len(unmatched),
+        n_unique_images=len(images),
         n_unlabelled_reports=sum(1 for p, _ in entries if p not in used_reports),
-        profiles=tuple(sorted({r.profile for _, r in entries})), per_label=per_label,
-        duplicates=tuple(duplicates), unmatched=tuple(unmatched), disagreements=tuple(disagreements),
-        notes=tuple(notes))
+        profiles=tuple(sorted({r.profile for _, r in entries})),
+        per_label=per_label,
+        duplicates=tuple(duplicates),
+        unmatched=tuple(unmatched),
+        disagreements=tuple(disagreements),
+        notes=tuple(notes),
+    )
 
 
 def _label_order(label: str) -> tuple[int, str]:
@@ -1146,8 +1296,12 @@ def _num(value: float | None, digits: int = 2) -> str:
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]], indent: str = "    ") -> list[str]:
     rows = [list(map(str, r)) for r in rows]
     widths = [max([len(str(h))] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-    fmt = lambda cells: indent + "  ".join(  # noqa: E731
-        (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def fmt(cells: Sequence[str]) -> str:
+        return indent + "  ".join(
+            (c.ljust(w) if i == 0 else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+
     return [fmt(list(header)), indent + "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)]
 
 
@@ -1155,72 +1309,136 @@ def _error_line(label: str, s: ErrorStats, unit: str) -> str:
     if not s.n:
         return f"    {label:<18} n/a (nothing to compare)"
     bias = f"  bias {s.median_signed:+.2f}{unit}" if s.median_signed is not None else ""
-    return (f"    {label:<18} median {_num(s.median)}{unit}  p95 {_num(s.p95)}{unit}  max {_num(s.max)}{unit}"
-            f" ({s.max_image}){bias}  n={s.n}")
+    return (
+        f"    {label:<18} median {_num(s.median)}{unit}  p95 {_num(s.p95)}{unit}  max {_num(s.max)}{unit}"
+        f" ({s.max_image}){bias}  n={s.n}"
+    )
 
 
 def _render_evaluation(ev: Evaluation, max_disagreements: int) -> str:
-    out = [f"defectscope evaluate ({ev.mode}): {ev.n_truth} truth images, {ev.n_reports} reports, "
-           f"{len(ev.missing_reports)} missing",
-           f"  truth: {ev.truth_dir}" + (f"   reports: {ev.reports_dir}" if ev.reports_dir else "")]
+    out = [
+        f"defectscope evaluate ({ev.mode}): {ev.n_truth} truth images, {ev.n_reports} reports, "
+        f"{len(ev.missing_reports)} missing",
+        f"  truth: {ev.truth_dir}" + (f"   reports: {ev.reports_dir}" if ev.reports_dir else ""),
+    ]
     if ev.unmatched_reports:
-        out.append(f"  {len(ev.unmatched_reports)} report(s) without a truth, not scored: "
-                   + ", ".join(ev.unmatched_reports[:5]) + (" ..." if len(ev.unmatched_reports) > 5 else ""))
+        out.append(
+            f"  {len(ev.unmatched_reports)} report(s) without a truth, not scored: "
+            + ", ".join(ev.unmatched_reports[:5])
+            + (" ..." if len(ev.unmatched_reports) > 5 else "")
+        )
     for p in ev.profiles.values():
         v, g, d = p.verdict, p.geometry, p.defects
         degraded = f" ({p.n_degraded} degraded: scored on the verdict only)" if p.n_degraded else ""
         out += ["", f"Profile {p.profile}: {p.n_images} images{degraded}", "  Verdict"]
-        out.append(f"    false-pass rate   {_pct(v.false_pass_rate):>7}  {v.false_pass_count} of "
-                   f"{v.n_expected_not_pass} expected FAIL/UNDETERMINED reported PASS")
-        out.append(f"    accuracy          {_pct(v.accuracy):>7}  {v.n_correct} of {v.n_images} exact "
-                   f"(missing reports count as wrong)")
+        out.append(
+            f"    false-pass rate   {_pct(v.false_pass_rate):>7}  {v.false_pass_count} of "
+            f"{v.n_expected_not_pass} expected FAIL/UNDETERMINED reported PASS"
+        )
+        out.append(
+            f"    accuracy          {_pct(v.accuracy):>7}  {v.n_correct} of {v.n_images} exact "
+            f"(missing reports count as wrong)"
+        )
         out.append(f"    safe disagreements {v.safe_disagreements:>6}  expected UNDETERMINED, reported FAIL")
-        out.append(f"    false-reject rate {_pct(v.false_reject_rate):>7}  {v.false_reject_count} of "
-                   f"{v.n_expected_pass} expected PASS not reported PASS")
+        out.append(
+            f"    false-reject rate {_pct(v.false_reject_rate):>7}  {v.false_reject_count} of "
+            f"{v.n_expected_pass} expected PASS not reported PASS"
+        )
         out.append("    confusion, rows expected, columns reported:")
-        out += _table(["expected", "PASS", "FAIL", "UNDETERMINED", "missing"],
-                      ([e, *(str(v.confusion[e][r]) for r in v.confusion[e]), str(v.missing_by_expected[e])]
-                       for e in v.confusion), indent="      ")
+        out += _table(
+            ["expected", "PASS", "FAIL", "UNDETERMINED", "missing"],
+            (
+                [e, *(str(v.confusion[e][r]) for r in v.confusion[e]), str(v.missing_by_expected[e])]
+                for e in v.confusion
+            ),
+            indent="      ",
+        )
         out.append(f"  Geometry: {g.n_compared} compared, {g.n_expected_missing} expected but missing")
         out.append(_error_line("centre error", g.centre_error_px, " px"))
         out.append(_error_line("radius error", g.radius_error_pct, " %"))
-        out.append(f"  Defects: {d.n_truth} truth in zones ({d.n_truth_excluded} outside, excluded), "
-                   f"{d.n_reported} reported over {d.n_images} images")
-        for label, fig in (("recall >=2 µm A-B", d.recall_ab_ge_2um),
-                           ("recall >=5 µm C-D", d.recall_cd_ge_5um)):
+        out.append(
+            f"  Defects: {d.n_truth} truth in zones ({d.n_truth_excluded} outside, excluded), "
+            f"{d.n_reported} reported over {d.n_images} images"
+        )
+        for label, fig in (
+            ("recall >=2 µm A-B", d.recall_ab_ge_2um),
+            ("recall >=5 µm C-D", d.recall_cd_ge_5um),
+        ):
             out.append(f"    {label:<18} {_pct(fig.recall):>7}  {fig.n_found} of {fig.n_truth}")
-        out.append(f"    {'recall':<18} {_pct(d.recall):>7}  {d.n_found} of {d.n_truth} "
-                   f"({d.n_missed} missed)")
-        out.append(f"    {'precision':<18} {_pct(d.precision):>7}  {d.n_correct} of "
-                   f"{d.n_correct + d.n_false_positive} "
-                   f"({d.n_false_positive} false, {d.n_ignored} ignored: matched a defect outside the zones)")
+        out.append(
+            f"    {'recall':<18} {_pct(d.recall):>7}  {d.n_found} of {d.n_truth} ({d.n_missed} missed)"
+        )
+        out.append(
+            f"    {'precision':<18} {_pct(d.precision):>7}  {d.n_correct} of "
+            f"{d.n_correct + d.n_false_positive} "
+            f"({d.n_false_positive} false, {d.n_ignored} ignored: matched a defect outside the zones)"
+        )
         kinds = [k for k, s in d.by_kind.items() if s.n_truth or s.n_reported]
         if kinds:
-            out.append("    by kind (recall by truth kind, precision by reported kind; "
-                       "size error over matches):")
-            out += _table(["kind", "truth", "found", "recall", "reported", "correct", "precision",
-                           "size err med µm", "p95 µm"],
-                          ([k, s.n_truth, s.n_found, _pct(s.recall), s.n_reported, s.n_correct,
-                            _pct(s.precision), _num(d.size_error_um[k].median), _num(d.size_error_um[k].p95)]
-                           for k, s in ((k, d.by_kind[k]) for k in kinds)), indent="      ")
+            out.append(
+                "    by kind (recall by truth kind, precision by reported kind; size error over matches):"
+            )
+            out += _table(
+                [
+                    "kind",
+                    "truth",
+                    "found",
+                    "recall",
+                    "reported",
+                    "correct",
+                    "precision",
+                    "size err med µm",
+                    "p95 µm",
+                ],
+                (
+                    [
+                        k,
+                        s.n_truth,
+                        s.n_found,
+                        _pct(s.recall),
+                        s.n_reported,
+                        s.n_correct,
+                        _pct(s.precision),
+                        _num(d.size_error_um[k].median),
+                        _num(d.size_error_um[k].p95),
+                    ]
+                    for k, s in ((k, d.by_kind[k]) for k in kinds)
+                ),
+                indent="      ",
+            )
             out.append("    by size (µm; recall by truth size, precision by reported size):")
-            out += _table(["size", "truth", "found", "recall", "reported", "correct", "precision"],
-                          ([b, s.n_truth, s.n_found, _pct(s.recall), s.n_reported, s.n_correct,
-                            _pct(s.precision)]
-                           for b, s in d.by_size.items()), indent="      ")
+            out += _table(
+                ["size", "truth", "found", "recall", "reported", "correct", "precision"],
+                (
+                    [b, s.n_truth, s.n_found, _pct(s.recall), s.n_reported, s.n_correct, _pct(s.precision)]
+                    for b, s in d.by_size.items()
+                ),
+                indent="      ",
+            )
         rows_k = [a for a in _KINDS if any(d.kind_confusion[a].values())]
         cols_k = [b for b in _KINDS if any(d.kind_confusion[a][b] for a in _KINDS)]
         if rows_k:
             out.append("    kind confusion over matches, rows truth, columns reported:")
-            out += _table(["truth", *cols_k],
-                          ([a, *(d.kind_confusion[a][b] for b in cols_k)] for a in rows_k), indent="      ")
-    out += ["", f"Disagreements: {len(ev.disagreements)} image(s)"
-            + (f", first {max_disagreements} shown (all in the JSON)"
-               if len(ev.disagreements) > max_disagreements else "")]
+            out += _table(
+                ["truth", *cols_k],
+                ([a, *(d.kind_confusion[a][b] for b in cols_k)] for a in rows_k),
+                indent="      ",
+            )
+    out += [
+        "",
+        f"Disagreements: {len(ev.disagreements)} image(s)"
+        + (
+            f", first {max_disagreements} shown (all in the JSON)"
+            if len(ev.disagreements) > max_disagreements
+            else ""
+        ),
+    ]
     for item in ev.disagreements[:max_disagreements]:
         reported = f"reported {item.reported_status.value}" if item.reported_status else "no report"
-        line = (f"  {item.problem.upper():<15} {item.image}  [{item.profile}]  "
-                f"expected {item.expected_status.value}, {reported}")
+        line = (
+            f"  {item.problem.upper():<15} {item.image}  [{item.profile}]  "
+            f"expected {item.expected_status.value}, {reported}"
+        )
         if item.degraded:
             line += f"  (degraded: {item.degraded})"
         if item.overlay:
@@ -1235,26 +1453,57 @@ def _render_evaluation(ev: Evaluation, max_disagreements: int) -> str:
         for m in item.missed:
             near = f"nearest report {m.nearest_px:.1f} px" if m.nearest_px is not None else "no report defect"
             note = f'  "{m.note}"' if m.note else ""
-            out.append(f"      missed #{m.id} {m.kind} {m.size_um:.1f} µm zone {'+'.join(m.zones)} "
-                       f"({near}, tolerance {m.tolerance_px:.1f} px){note}")
+            out.append(
+                f"      missed #{m.id} {m.kind} {m.size_um:.1f} µm zone {'+'.join(m.zones)} "
+                f"({near}, tolerance {m.tolerance_px:.1f} px){note}"
+            )
         for f in item.false_detections:
-            near = (f"nearest truth #{f.nearest_truth_id} at {f.nearest_truth_px:.1f} px"
-                    if f.nearest_truth_id is not None else "no truth defect")
+            near = (
+                f"nearest truth #{f.nearest_truth_id} at {f.nearest_truth_px:.1f} px"
+                if f.nearest_truth_id is not None
+                else "no truth defect"
+            )
             out.append(f"      false  #{f.id} {f.kind} {f.size_um:.1f} µm zone {f.zone} ({near})")
     return "\n".join(out)
 
 
 def _render_labels(ev: LabelEvaluation, max_disagreements: int) -> str:
-    out = [f"defectscope evaluate (labels): {ev.n_rows} labelled rows, {ev.n_matched_rows} with a report, "
-           f"{ev.n_unique_images} unique images ({len(ev.duplicates)} duplicate group(s) counted once)",
-           f"  labels: {ev.labels_csv}   reports: {ev.reports_dir}   "
-           f"profiles: {', '.join(ev.profiles) or 'none'}",
-           f"  {ev.n_unlabelled_reports} report(s) carry no label and are not scored", ""]
-    out += _table(["label", "expected", "images", "PASS", "FAIL", "UNDETERMINED", "no report", "consistent",
-                   "undetermined"],
-                  ([a.label, a.expected.value if a.expected else "-", a.n_images, a.n_pass, a.n_fail,
-                    a.n_undetermined, a.n_missing, _pct(a.consistent_rate), _pct(a.undetermined_rate)]
-                   for a in ev.per_label.values()), indent="  ")
+    out = [
+        f"defectscope evaluate (labels): {ev.n_rows} labelled rows, {ev.n_matched_rows} with a report, "
+        f"{ev.n_unique_images} unique images ({len(ev.duplicates)} duplicate group(s) counted once)",
+        f"  labels: {ev.labels_csv}   reports: {ev.reports_dir}   "
+        f"profiles: {', '.join(ev.profiles) or 'none'}",
+        f"  {ev.n_unlabelled_reports} report(s) carry no label and are not scored",
+        "",
+    ]
+    out += _table(
+        [
+            "label",
+            "expected",
+            "images",
+            "PASS",
+            "FAIL",
+            "UNDETERMINED",
+            "no report",
+            "consistent",
+            "undetermined",
+        ],
+        (
+            [
+                a.label,
+                a.expected.value if a.expected else "-",
+                a.n_images,
+                a.n_pass,
+                a.n_fail,
+                a.n_undetermined,
+                a.n_missing,
+                _pct(a.consistent_rate),
+                _pct(a.undetermined_rate),
+            ]
+            for a in ev.per_label.values()
+        ),
+        indent="  ",
+    )
     out.append("  consistent = expected verdict / (PASS + FAIL); UNDETERMINED is counted apart")
     for note in ev.notes:
         out.append(f"  note: {note}")

@@ -57,7 +57,9 @@ class EdgeFit:
     angles_rad: np.ndarray  # (n_angles,)
 
 
-def locate_fiber(frame: Frame, profile: Profile, *, um_per_px: float | None = None) -> tuple[Geometry, EdgeFit]:
+def locate_fiber(
+    frame: Frame, profile: Profile, *, um_per_px: float | None = None
+) -> tuple[Geometry, EdgeFit]:
     """Find the fiber in `frame` and lay out the profile's zones.
 
     um_per_px: the user's calibration; None derives it from the fitted cladding and the
@@ -73,8 +75,10 @@ def locate_fiber(frame: Frame, profile: Profile, *, um_per_px: float | None = No
     coarse = _coarse_edge(pixels, min_r, max_r)
     fit = _refine_edge(pixels, *coarse) if coarse is not None else None
     if fit is None:
-        raise FiberNotFoundError(f"{frame.source}: no circular cladding edge between {min_r:.0f} and {max_r:.0f} px "
-                                 "radius; check that the connector is seated, in focus and lit")
+        raise FiberNotFoundError(
+            f"{frame.source}: no circular cladding edge between {min_r:.0f} and {max_r:.0f} px "
+            "radius; check that the connector is seated, in focus and lit"
+        )
     _check_trust(frame, fit, params)
     return _geometry(pixels, profile, fit, um_per_px), fit
 
@@ -88,19 +92,39 @@ def square_pixels(frame: Frame, pixel_aspect: float) -> Frame:
     h, w = frame.pixels.shape
     size = (w, round(h * pixel_aspect)) if pixel_aspect >= 1 else (round(w / pixel_aspect), h)
     pixels = cv2.resize(frame.pixels, size, interpolation=cv2.INTER_LINEAR)
-    return Frame(pixels, source=frame.source, sha256=frame.sha256, bit_depth=frame.bit_depth,
-                 channels=frame.channels, decode_ms=frame.decode_ms)
+    return Frame(
+        pixels,
+        source=frame.source,
+        sha256=frame.sha256,
+        bit_depth=frame.bit_depth,
+        channels=frame.channels,
+        decode_ms=frame.decode_ms,
+    )
 
 
 def zones_for(profile: Profile, um_per_px: float) -> tuple[Zone, ...]:
     """The profile's zones with their radii in pixels (zone bounds are diameters in µm)."""
-    return tuple(Zone(name=z.name, label=z.label, inner_um=z.inner_um, outer_um=z.outer_um,
-                      inner_radius_px=z.inner_um / 2.0 / um_per_px, outer_radius_px=z.outer_um / 2.0 / um_per_px)
-                 for z in profile.zones)
+    return tuple(
+        Zone(
+            name=z.name,
+            label=z.label,
+            inner_um=z.inner_um,
+            outer_um=z.outer_um,
+            inner_radius_px=z.inner_um / 2.0 / um_per_px,
+            outer_radius_px=z.outer_um / 2.0 / um_per_px,
+        )
+        for z in profile.zones
+    )
 
 
-def polar_unwrap(pixels: np.ndarray, center_xy: tuple[float, float], max_radius_px: float, *,
-                 min_radius_px: float = 0.0, n_angles: int = _N_ANGLES) -> tuple[np.ndarray, np.ndarray]:
+def polar_unwrap(
+    pixels: np.ndarray,
+    center_xy: tuple[float, float],
+    max_radius_px: float,
+    *,
+    min_radius_px: float = 0.0,
+    n_angles: int = _N_ANGLES,
+) -> tuple[np.ndarray, np.ndarray]:
     """Sample `pixels` on rays from `center_xy`: returns (polar, valid).
 
     polar: (n_angles, n_radii) float32; row i is the direction 2*pi*i/n_angles (x right, y
@@ -121,11 +145,15 @@ def polar_unwrap(pixels: np.ndarray, center_xy: tuple[float, float], max_radius_
 # --- coarse ----------------------------------------------------------------------------------------
 
 
-def _coarse_edge(pixels: np.ndarray, min_r: float, max_r: float) -> tuple[tuple[float, float], float, float] | None:
+def _coarse_edge(
+    pixels: np.ndarray, min_r: float, max_r: float
+) -> tuple[tuple[float, float], float, float] | None:
     """Best (centre_xy, outermost step radius px, signed contrast) among Hough centres on a thumbnail."""
     h, w = pixels.shape
     scale = max(1, round(min(h, w) / _THUMB_SHORT_SIDE_PX))
-    thumb = cv2.resize(pixels, (w // scale, h // scale), interpolation=cv2.INTER_AREA) if scale > 1 else pixels
+    thumb = (
+        cv2.resize(pixels, (w // scale, h // scale), interpolation=cv2.INTER_AREA) if scale > 1 else pixels
+    )
     best, best_score = None, 0.0
     angles = np.arange(_COARSE_ANGLES) * (2 * np.pi / _COARSE_ANGLES)
     for cx, cy in _hough_centres(thumb, min_r / scale, max_r / scale):
@@ -136,8 +164,9 @@ def _coarse_edge(pixels: np.ndarray, min_r: float, max_r: float) -> tuple[tuple[
         r, contrast = step
         # Hough centres can be several thumbnail px off (more for elliptical fibers): fit the
         # step itself, with a window wide enough to catch it
-        points = _edge_points(polar, valid, np.full(_COARSE_ANGLES, float(r)), 1.0 if contrast >= 0 else -1.0,
-                              max(3.0, 0.3 * r))
+        points = _edge_points(
+            polar, valid, np.full(_COARSE_ANGLES, float(r)), 1.0 if contrast >= 0 else -1.0, max(3.0, 0.3 * r)
+        )
         fit = _robust_fit(points, angles, (cx, cy))
         if fit is None:
             continue
@@ -151,16 +180,26 @@ def _coarse_edge(pixels: np.ndarray, min_r: float, max_r: float) -> tuple[tuple[
     return best
 
 
-def _hough_centres(thumb: np.ndarray, min_r: float, max_r: float, max_centres: int = 3) -> list[tuple[float, float]]:
-    """Distinct circle centres (thumbnail px) proposed by a Hough transform on a contrast-stretched thumbnail."""
+def _hough_centres(
+    thumb: np.ndarray, min_r: float, max_r: float, max_centres: int = 3
+) -> list[tuple[float, float]]:
+    """Distinct circle centres (thumbnail px) proposed by a Hough transform on a stretched thumbnail."""
     cumulative = np.bincount(thumb.ravel(), minlength=256).cumsum()
     lo, hi = np.searchsorted(cumulative, (0.005 * cumulative[-1], 0.995 * cumulative[-1]))
     if hi - lo < 4:  # a flat frame holds no fiber
         return []
     stretched = cv2.convertScaleAbs(thumb, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
     stretched = cv2.GaussianBlur(stretched, (0, 0), 1.2)
-    found = cv2.HoughCircles(stretched, cv2.HOUGH_GRADIENT, dp=1.0, minDist=2, param1=80, param2=15,
-                             minRadius=max(3, int(min_r)), maxRadius=int(max_r) + 1)
+    found = cv2.HoughCircles(
+        stretched,
+        cv2.HOUGH_GRADIENT,
+        dp=1.0,
+        minDist=2,
+        param1=80,
+        param2=15,
+        minRadius=max(3, int(min_r)),
+        maxRadius=int(max_r) + 1,
+    )
     if found is None:
         return []
     centres: list[tuple[float, float, float]] = []
@@ -198,15 +237,16 @@ def _outermost_step(profile_grey: np.ndarray, min_r: float) -> tuple[int, float]
     # levels just either side of the step: wide enough to average noise, narrow enough to
     # stay off the next structure (a bright core inside a dark cladding ring, say)
     half = max(2, int(0.08 * r))
-    outside = float(np.median(smooth[r + 2:r + 2 + half])) if r + 2 < len(smooth) else float(smooth[-1])
-    inside = float(np.median(smooth[max(0, r - 1 - half):r - 1]))
+    outside = float(np.median(smooth[r + 2 : r + 2 + half])) if r + 2 < len(smooth) else float(smooth[-1])
+    inside = float(np.median(smooth[max(0, r - 1 - half) : r - 1]))
     if np.sign(outside - inside) != np.sign(deriv[r]):
         return None
     return r, outside - inside
 
 
-def _edge_points(polar: np.ndarray, valid: np.ndarray, expected_r: np.ndarray, sign: float,
-                 window_px: float) -> np.ndarray:
+def _edge_points(
+    polar: np.ndarray, valid: np.ndarray, expected_r: np.ndarray, sign: float, window_px: float
+) -> np.ndarray:
     """Per direction, the sub-pixel radius of the strongest step of the given sign near `expected_r`.
 
     polar: (A, R); expected_r: (A,) px. Returns (A,) float, NaN where no usable step.
@@ -235,8 +275,14 @@ def _edge_points(polar: np.ndarray, valid: np.ndarray, expected_r: np.ndarray, s
     return np.where(ok, radius, np.nan)
 
 
-def _refine_edge(pixels: np.ndarray, centre_xy: tuple[float, float], radius_px: float,
-                 contrast: float, *, window_px: float | None = None) -> EdgeFit | None:
+def _refine_edge(
+    pixels: np.ndarray,
+    centre_xy: tuple[float, float],
+    radius_px: float,
+    contrast: float,
+    *,
+    window_px: float | None = None,
+) -> EdgeFit | None:
     """Sub-pixel circular edge fit at full resolution around a coarse circle; None when untrustworthy.
 
     contrast: outside minus inside level (its sign picks rising or falling steps).
@@ -258,11 +304,19 @@ def _refine_edge(pixels: np.ndarray, centre_xy: tuple[float, float], radius_px: 
         expected = _ellipse_radius(radius_px, aspect, angles)  # per direction, for the next, narrower pass
         window = 3.0
     kept_resid = residual[kept]
-    rms = float(np.sqrt(np.mean(kept_resid ** 2))) if kept_resid.size else float("inf")
+    rms = float(np.sqrt(np.mean(kept_resid**2))) if kept_resid.size else float("inf")
     sigma, contrast = _edge_blur(pixels, (cx, cy), expected, sign)
-    return EdgeFit((float(cx), float(cy)), float(radius_px), 1.0 / float(aspect), float(kept.mean()), rms,
-                   float(contrast), float(sigma), np.where(kept, residual, np.nan).astype(np.float32),
-                   angles.astype(np.float32))
+    return EdgeFit(
+        (float(cx), float(cy)),
+        float(radius_px),
+        1.0 / float(aspect),
+        float(kept.mean()),
+        rms,
+        float(contrast),
+        float(sigma),
+        np.where(kept, residual, np.nan).astype(np.float32),
+        angles.astype(np.float32),
+    )
 
 
 def _median_profile(polar: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -290,8 +344,9 @@ def _step_coverage(polar: np.ndarray, valid: np.ndarray, r: int, contrast: float
     return float((crosses & ok).sum() / max(1, ok.sum()))
 
 
-def _edge_blur(pixels: np.ndarray, centre_xy: tuple[float, float], edge_r: np.ndarray,
-               sign: float) -> tuple[float, float]:
+def _edge_blur(
+    pixels: np.ndarray, centre_xy: tuple[float, float], edge_r: np.ndarray, sign: float
+) -> tuple[float, float]:
     """Blur (Gaussian sigma, px) and contrast (outside minus inside, grey) of the fitted edge.
 
     From the median, over all directions, of the profile across the edge (each direction
@@ -399,15 +454,21 @@ def _fit_axis_ellipse(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float
 
 def _check_trust(frame: Frame, fit: EdgeFit, params) -> None:
     if fit.coverage < params.min_edge_coverage:
-        raise FiberNotFoundError(f"{frame.source}: the cladding edge was found in only {fit.coverage:.0%} of "
-                                 f"directions (need {params.min_edge_coverage:.0%}); the fiber may be cut by the "
-                                 "frame, hidden by contamination or out of focus")
+        raise FiberNotFoundError(
+            f"{frame.source}: the cladding edge was found in only {fit.coverage:.0%} of "
+            f"directions (need {params.min_edge_coverage:.0%}); the fiber may be cut by the "
+            "frame, hidden by contamination or out of focus"
+        )
     if fit.rms_px > params.max_fit_rms_px:
-        raise FiberNotFoundError(f"{frame.source}: the cladding edge is not circular (RMS {fit.rms_px:.1f} px, "
-                                 f"limit {params.max_fit_rms_px} px); check for heavy contamination or damage")
+        raise FiberNotFoundError(
+            f"{frame.source}: the cladding edge is not circular (RMS {fit.rms_px:.1f} px, "
+            f"limit {params.max_fit_rms_px} px); check for heavy contamination or damage"
+        )
     if abs(fit.pixel_aspect - 1.0) > params.max_pixel_aspect_deviation:
-        raise FiberNotFoundError(f"{frame.source}: the cladding edge is an ellipse of aspect "
-                                 f"{fit.pixel_aspect:.2f}; this is not a fiber seen face-on")
+        raise FiberNotFoundError(
+            f"{frame.source}: the cladding edge is an ellipse of aspect "
+            f"{fit.pixel_aspect:.2f}; this is not a fiber seen face-on"
+        )
 
 
 def _geometry(pixels: np.ndarray, profile: Profile, fit: EdgeFit, um_per_px: float | None) -> Geometry:
@@ -419,17 +480,30 @@ def _geometry(pixels: np.ndarray, profile: Profile, fit: EdgeFit, um_per_px: flo
     else:
         calibration = "user"
         implied_um = 2.0 * fit.radius_px * um_per_px
-        if abs(implied_um / profile.fiber.cladding_diameter_um - 1.0) > profile.geometry.calibration_tolerance:
-            warnings.append(f"calibration: at {um_per_px:.4f} um/px the fitted cladding is {implied_um:.1f} um across, "
-                            f"not the nominal {profile.fiber.cladding_diameter_um:g} um; check --um-per-px or the "
-                            "profile's cladding diameter")
+        if (
+            abs(implied_um / profile.fiber.cladding_diameter_um - 1.0)
+            > profile.geometry.calibration_tolerance
+        ):
+            warnings.append(
+                f"calibration: at {um_per_px:.4f} um/px the fitted cladding is {implied_um:.1f} um across, "
+                f"not the nominal {profile.fiber.cladding_diameter_um:g} um; check --um-per-px or the "
+                "profile's cladding diameter"
+            )
     core_centre, core_radius = _core_circle(pixels, fit)
-    return Geometry(center_xy=fit.center_xy, cladding_radius_px=fit.radius_px, core_radius_px=core_radius,
-                    core_center_xy=core_centre,
-                    um_per_px=um_per_px, calibration=calibration, pixel_aspect=fit.pixel_aspect,
-                    edge_coverage=fit.coverage, edge_sigma_px=fit.edge_sigma_px if math.isfinite(fit.edge_sigma_px)
-                    else None, fit_rms_px=fit.rms_px, zones=zones_for(profile, um_per_px),
-                    warnings=tuple(warnings))
+    return Geometry(
+        center_xy=fit.center_xy,
+        cladding_radius_px=fit.radius_px,
+        core_radius_px=core_radius,
+        core_center_xy=core_centre,
+        um_per_px=um_per_px,
+        calibration=calibration,
+        pixel_aspect=fit.pixel_aspect,
+        edge_coverage=fit.coverage,
+        edge_sigma_px=fit.edge_sigma_px if math.isfinite(fit.edge_sigma_px) else None,
+        fit_rms_px=fit.rms_px,
+        zones=zones_for(profile, um_per_px),
+        warnings=tuple(warnings),
+    )
 
 
 def _core_circle(pixels: np.ndarray, fit: EdgeFit) -> tuple[tuple[float, float] | None, float | None]:
@@ -464,7 +538,7 @@ def _core_step(pixels: np.ndarray, fit: EdgeFit) -> tuple[float, float] | None:
     peaks = [i for i in range(lo, hi) if mag[i] >= mag[i - 1] and mag[i] > mag[i + 1]]
     best, best_step = None, max(4.0, 6.0 * noise)
     for i in peaks:
-        step = float(np.median(smooth[i + 3:i + 9]) - np.median(smooth[i - 8:i - 2]))
+        step = float(np.median(smooth[i + 3 : i + 9]) - np.median(smooth[i - 8 : i - 2]))
         if abs(step) > abs(best_step) and np.sign(step) == np.sign(deriv[i]):
             best, best_step = i, step
     if best is None:

@@ -38,8 +38,10 @@ def read_frame(path: str | Path) -> Frame:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ImageDecodeError(f"{path}: file is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB "
-                                   "limit; is this really one microscope frame?")
+            raise ImageDecodeError(
+                f"{path}: file is {size / 1e6:.0f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB "
+                "limit; is this really one microscope frame?"
+            )
         data = path.read_bytes()
     except OSError as exc:
         raise ImageDecodeError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
@@ -57,8 +59,9 @@ def decode_frame(data: bytes, *, source: str = "<bytes>") -> Frame:
         raise ImageDecodeError(f"{source}: empty file (0 bytes)")
     kind = _sniff(data)
     if kind is None:
-        raise ImageDecodeError(f"{source}: not a JPEG, PNG, BMP or TIFF image "
-                               f"(starts with {data[:8]!r}); check the file")
+        raise ImageDecodeError(
+            f"{source}: not a JPEG, PNG, BMP or TIFF image (starts with {data[:8]!r}); check the file"
+        )
     _check_declared_size(data, kind, source)
     buffer = np.frombuffer(data, np.uint8)
     pixels = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
@@ -67,8 +70,14 @@ def decode_frame(data: bytes, *, source: str = "<bytes>") -> Frame:
             raise ImageDecodeError(f"{source}: truncated JPEG (no end-of-image marker); re-acquire the image")
         raise ImageDecodeError(f"{source}: corrupt or truncated {kind}; the decoder could not read it")
     frame = frame_from_array(pixels, source=source, _sha256=hashlib.sha256(data).hexdigest())
-    return Frame(frame.pixels, source=source, sha256=frame.sha256, bit_depth=frame.bit_depth,
-                 channels=frame.channels, decode_ms=(time.perf_counter() - t0) * 1e3)
+    return Frame(
+        frame.pixels,
+        source=source,
+        sha256=frame.sha256,
+        bit_depth=frame.bit_depth,
+        channels=frame.channels,
+        decode_ms=(time.perf_counter() - t0) * 1e3,
+    )
 
 
 def frame_from_array(pixels: np.ndarray, *, source: str = "<array>", _sha256: str = "") -> Frame:
@@ -81,10 +90,14 @@ def frame_from_array(pixels: np.ndarray, *, source: str = "<array>", _sha256: st
     if pixels.ndim == 3 and pixels.shape[2] == 1:
         pixels = pixels[:, :, 0]
     if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
-        raise ImageDecodeError(f"{source}: expected (H, W), (H, W, 3) or (H, W, 4) pixels, got shape {pixels.shape}")
+        raise ImageDecodeError(
+            f"{source}: expected (H, W), (H, W, 3) or (H, W, 4) pixels, got shape {pixels.shape}"
+        )
     h, w = pixels.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
-        raise ImageDecodeError(f"{source}: {w}x{h} px is too small to inspect (need at least {MIN_SIDE_PX} px a side)")
+        raise ImageDecodeError(
+            f"{source}: {w}x{h} px is too small to inspect (need at least {MIN_SIDE_PX} px a side)"
+        )
     if h * w > MAX_PIXELS:
         raise ImageDecodeError(f"{source}: {w}x{h} px is over the {MAX_PIXELS / 1e6:.0f} MP limit")
     if pixels.dtype == np.uint8:
@@ -93,7 +106,9 @@ def frame_from_array(pixels: np.ndarray, *, source: str = "<array>", _sha256: st
         bit_depth = 16
         pixels = cv2.convertScaleAbs(pixels, alpha=1.0 / 257.0)
     else:
-        raise ImageDecodeError(f"{source}: {pixels.dtype} pixels are not supported; export 8- or 16-bit integers")
+        raise ImageDecodeError(
+            f"{source}: {pixels.dtype} pixels are not supported; export 8- or 16-bit integers"
+        )
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
     if channels == 3:
         grey = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
@@ -117,12 +132,16 @@ def _check_declared_size(data: bytes, kind: str, source: str) -> None:
     if kind == "PNG" and len(data) >= 24:
         w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     elif kind == "BMP" and len(data) >= 26:
-        w, h = abs(int.from_bytes(data[18:22], "little", signed=True)), abs(
-            int.from_bytes(data[22:26], "little", signed=True))
+        w, h = (
+            abs(int.from_bytes(data[18:22], "little", signed=True)),
+            abs(int.from_bytes(data[22:26], "little", signed=True)),
+        )
     elif kind == "JPEG":
         w, h = _jpeg_size(data)
     if w * h > MAX_PIXELS:
-        raise ImageDecodeError(f"{source}: header declares {w}x{h} px, over the {MAX_PIXELS / 1e6:.0f} MP limit")
+        raise ImageDecodeError(
+            f"{source}: header declares {w}x{h} px, over the {MAX_PIXELS / 1e6:.0f} MP limit"
+        )
 
 
 def _jpeg_size(data: bytes) -> tuple[int, int]:
@@ -137,8 +156,8 @@ def _jpeg_size(data: bytes) -> tuple[int, int]:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
             i += 1 if marker == 0xFF else 2
             continue
-        length = int.from_bytes(data[i + 2:i + 4], "big")
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(data[i + 5 : i + 7], "big")
         i += 2 + length
     return 0, 0

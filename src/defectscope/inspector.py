@@ -52,8 +52,14 @@ class Inspector:
     >>> report = Inspector.from_profile("iec-sm-upc").inspect("endface.png")   # doctest: +SKIP
     """
 
-    def __init__(self, profile: Profile, *, um_per_px: float | None = None,
-                 detectors: list[Detector] | None = None, single_thread_blas: bool = True):
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        um_per_px: float | None = None,
+        detectors: list[Detector] | None = None,
+        single_thread_blas: bool = True,
+    ):
         """single_thread_blas: limit the process's BLAS to one thread (process-wide, once). The
         pipeline solves many tiny least-squares problems, which multi-threaded BLAS makes 10-20x
         slower; parallelism comes from inspecting several images at once (batch, service)."""
@@ -66,8 +72,13 @@ class Inspector:
         self.detectors: list[Detector] = detectors if detectors is not None else _default_detectors(profile)
 
     @classmethod
-    def from_profile(cls, name_or_path: str | Path = "iec-sm-upc", *, um_per_px: float | None = None,
-                     cladding_um: float | None = None) -> Inspector:
+    def from_profile(
+        cls,
+        name_or_path: str | Path = "iec-sm-upc",
+        *,
+        um_per_px: float | None = None,
+        cladding_um: float | None = None,
+    ) -> Inspector:
         """An Inspector for a shipped profile name or a YAML path.
 
         um_per_px: calibrate from the user's value instead of the nominal cladding diameter
@@ -86,12 +97,15 @@ class Inspector:
     def run(self, source: str | Path | bytes | np.ndarray | Frame, *, name: str | None = None) -> Inspection:
         """Like `inspect`, also returning the frame the report's coordinates refer to."""
         t0 = time.perf_counter()
-        label = name or (str(source) if isinstance(source, (str, Path)) else getattr(source, "source", "<array>"))
+        label = name or (
+            str(source) if isinstance(source, (str, Path)) else getattr(source, "source", "<array>")
+        )
         try:
             frame = _to_frame(source, label)
         except DefectscopeError as exc:
-            report = self._undetermined(ImageInfo(path=label, width=0, height=0), [str(exc)],
-                                        {"total": _ms(t0)})
+            report = self._undetermined(
+                ImageInfo(path=label, width=0, height=0), [str(exc)], {"total": _ms(t0)}
+            )
             return Inspection(report, None)
         try:
             return self._inspect_frame(frame, t0)
@@ -102,7 +116,9 @@ class Inspector:
         except Exception as exc:  # the single boundary: log it, never let it become a PASS
             log.exception("inspection.internal_error", extra={"source": frame.source})
             reasons = [f"internal error ({type(exc).__name__}: {exc}); the part was not inspected"]
-        report = self._undetermined(_image_info(frame), reasons, {"decode": frame.decode_ms, "total": _ms(t0)})
+        report = self._undetermined(
+            _image_info(frame), reasons, {"decode": frame.decode_ms, "total": _ms(t0)}
+        )
         return Inspection(report, frame)
 
     def _inspect_frame(self, frame: Frame, t0: float) -> Inspection:
@@ -120,7 +136,9 @@ class Inspector:
         quality = assess_quality(frame, geometry, fit, self.profile.quality)
         if not quality.ok:
             timing["total"] = _ms(t0)
-            report = self._undetermined(info, list(quality.issues), timing, geometry=geometry, quality=quality)
+            report = self._undetermined(
+                info, list(quality.issues), timing, geometry=geometry, quality=quality
+            )
             return Inspection(report, frame)
 
         t = time.perf_counter()
@@ -128,29 +146,62 @@ class Inspector:
         timing["detect"] = _ms(t)
         t = time.perf_counter()
         params = self.profile.detection
-        candidates = fuse(maps, min_scratch_length_px=params.scratch.min_length_um / geometry.um_per_px,
-                          merge_gap_px=params.merge_gap_um / geometry.um_per_px,
-                          edge_reach_px=(params.chip.max_depth_um + params.edge_guard_outer_um) / geometry.um_per_px)
+        candidates = fuse(
+            maps,
+            min_scratch_length_px=params.scratch.min_length_um / geometry.um_per_px,
+            merge_gap_px=params.merge_gap_um / geometry.um_per_px,
+            edge_reach_px=(params.chip.max_depth_um + params.edge_guard_outer_um) / geometry.um_per_px,
+        )
         defects = measure(candidates, geometry, self.profile)
         timing["measure"] = _ms(t)
         verdict = judge(defects, self.profile)
         timing["total"] = _ms(t0)
-        report = Report(image=info, profile=self.profile.name, um_per_px=geometry.um_per_px, geometry=geometry,
-                        quality=quality, defects=tuple(defects), verdict=verdict, timing_ms=timing,
-                        version=__version__)
-        log.debug("inspection.done", extra={"source": frame.source, "status": verdict.status.value,
-                                            "n_defects": len(defects), "latency_ms": timing["total"]})
+        report = Report(
+            image=info,
+            profile=self.profile.name,
+            um_per_px=geometry.um_per_px,
+            geometry=geometry,
+            quality=quality,
+            defects=tuple(defects),
+            verdict=verdict,
+            timing_ms=timing,
+            version=__version__,
+        )
+        log.debug(
+            "inspection.done",
+            extra={
+                "source": frame.source,
+                "status": verdict.status.value,
+                "n_defects": len(defects),
+                "latency_ms": timing["total"],
+            },
+        )
         return Inspection(report, frame)
 
     def _locate(self, frame: Frame) -> tuple[Geometry, EdgeFit]:
         return locate_fiber(frame, self.profile, um_per_px=self.um_per_px)
 
-    def _undetermined(self, info: ImageInfo, reasons: list[str], timing: dict[str, float], *,
-                      geometry: Geometry | None = None, quality: Quality | None = None) -> Report:
+    def _undetermined(
+        self,
+        info: ImageInfo,
+        reasons: list[str],
+        timing: dict[str, float],
+        *,
+        geometry: Geometry | None = None,
+        quality: Quality | None = None,
+    ) -> Report:
         quality = quality or Quality(ok=False, issues=tuple(reasons))
         verdict = undetermined(reasons, self.profile)
-        return Report(image=info, profile=self.profile.name, um_per_px=geometry.um_per_px if geometry else None,
-                      geometry=geometry, quality=quality, verdict=verdict, timing_ms=timing, version=__version__)
+        return Report(
+            image=info,
+            profile=self.profile.name,
+            um_per_px=geometry.um_per_px if geometry else None,
+            geometry=geometry,
+            quality=quality,
+            verdict=verdict,
+            timing_ms=timing,
+            version=__version__,
+        )
 
 
 def _default_detectors(profile: Profile) -> list[Detector]:

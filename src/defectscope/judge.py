@@ -67,17 +67,24 @@ def judge(defects: Sequence[Defect], profile: Profile) -> Verdict:
             zone_reasons += broken
             failing += culprits
         status = Status.FAIL if zone_reasons else Status.PASS
-        zone_verdicts[rule.name] = ZoneVerdict(status=status, n_scratches=len(scratches), n_defects=len(others),
-                                               reasons=tuple(zone_reasons))
+        zone_verdicts[rule.name] = ZoneVerdict(
+            status=status, n_scratches=len(scratches), n_defects=len(others), reasons=tuple(zone_reasons)
+        )
         reasons += zone_reasons
 
     if not reasons:
         n = len(defects)
-        summary = "all zones within limits" + (f" ({n} feature{'s' * (n != 1)} within tolerance)" if n else "")
+        summary = "all zones within limits" + (
+            f" ({n} feature{'s' * (n != 1)} within tolerance)" if n else ""
+        )
         return Verdict(status=Status.PASS, reasons=(summary,), zones=zone_verdicts, action="accept")
     if all(d.kind in CONTAMINATION_KINDS for d in failing):
-        return Verdict(status=Status.FAIL, reasons=tuple(reasons) + ("contamination: clean and re-inspect",),
-                       zones=zone_verdicts, action="clean and re-inspect")
+        return Verdict(
+            status=Status.FAIL,
+            reasons=tuple(reasons) + ("contamination: clean and re-inspect",),
+            zones=zone_verdicts,
+            action="clean and re-inspect",
+        )
     return Verdict(status=Status.FAIL, reasons=tuple(reasons), zones=zone_verdicts, action="reject")
 
 
@@ -105,8 +112,12 @@ def defect_margin(defect: Defect, profile: Profile) -> float:
         largest = max((b.limit_um for b in bands if b.max_count != 0), default=0.0)
         if largest <= 0:
             return float("inf")
-        worst = max(worst, defect.size_um / largest if _band_of(bands, defect.size_um) is not None
-                    else max(1.0 + 1e-9, defect.size_um / largest))
+        worst = max(
+            worst,
+            defect.size_um / largest
+            if _band_of(bands, defect.size_um) is not None
+            else max(1.0 + 1e-9, defect.size_um / largest),
+        )
     return worst
 
 
@@ -129,8 +140,10 @@ def _apply(rule: ZoneRule, what: str, items: list[Defect], bands) -> tuple[list[
     sized = "wide" if what == "scratch" else "across"
     if not bands:
         sizes = ", ".join(f"{d.size_um:.1f}" for d in sorted(items, key=lambda d: -d.size_um)[:5])
-        return [f"zone {rule.name}: {len(items)} {plural if len(items) != 1 else what} ({sizes} µm {sized}), "
-                "none allowed"], list(items)
+        return [
+            f"zone {rule.name}: {len(items)} {plural if len(items) != 1 else what} ({sizes} µm {sized}), "
+            "none allowed"
+        ], list(items)
     reasons: list[str] = []
     culprits: list[Defect] = []
     per_band: dict[int, list[Defect]] = defaultdict(list)
@@ -142,15 +155,19 @@ def _apply(rule: ZoneRule, what: str, items: list[Defect], bands) -> tuple[list[
         top = bands[-1]
         limit = f"over {top.up_to_um:g} µm" if top.up_to_um is not None else f"{top.below_um:g} µm or more"
         sizes = ", ".join(f"{d.size_um:.1f}" for d in sorted(too_big, key=lambda d: -d.size_um)[:5])
-        reasons.append(f"zone {rule.name}: {len(too_big)} {plural if len(too_big) != 1 else what} {limit} "
-                       f"({sizes} µm), 0 allowed")
+        reasons.append(
+            f"zone {rule.name}: {len(too_big)} {plural if len(too_big) != 1 else what} {limit} "
+            f"({sizes} µm), 0 allowed"
+        )
         culprits += too_big
     for i, band in enumerate(bands):
         found = per_band.get(i, [])
         if band.max_count is not None and len(found) > band.max_count:
             lower = _lower_label(bands, i)
-            reasons.append(f"zone {rule.name}: {len(found)} {plural} of {lower}{band.limit_um:g} µm, "
-                           f"at most {band.max_count} allowed")
+            reasons.append(
+                f"zone {rule.name}: {len(found)} {plural} of {lower}{band.limit_um:g} µm, "
+                f"at most {band.max_count} allowed"
+            )
             culprits += found
     return reasons, culprits
 

@@ -53,14 +53,28 @@ def measure(candidates: Sequence[Candidate], geometry: Geometry, profile: Profil
             pts = np.column_stack([fx, fy]).astype(np.float32)
             _, radius = cv2.minEnclosingCircle(pts)
             size_um, length_um = (2.0 * radius + 1.0) * geometry.um_per_px, None
-        defects.append(Defect(
-            id=len(defects) + 1, kind=cand.kind, zone=strictest_zone(profile, cand.kind, size_um, zones), zones=zones,
-            centroid_xy=(round(float(centroid[0]), 2), round(float(centroid[1]), 2)),
-            bbox_xywh=(int(fx.min()), int(fy.min()), int(fx.max() - fx.min() + 1), int(fy.max() - fy.min() + 1)),
-            area_px=int(xs.size), size_um=round(float(size_um), 3),
-            length_um=None if length_um is None else round(float(length_um), 2),
-            confidence=round(float(np.clip(cand.score, 0.0, 1.0)), 3), source=cand.sources,
-            contrast_grey=round(float(cand.contrast_grey), 1), polygon_xy=_outline(cand)))
+        defects.append(
+            Defect(
+                id=len(defects) + 1,
+                kind=cand.kind,
+                zone=strictest_zone(profile, cand.kind, size_um, zones),
+                zones=zones,
+                centroid_xy=(round(float(centroid[0]), 2), round(float(centroid[1]), 2)),
+                bbox_xywh=(
+                    int(fx.min()),
+                    int(fy.min()),
+                    int(fx.max() - fx.min() + 1),
+                    int(fy.max() - fy.min() + 1),
+                ),
+                area_px=int(xs.size),
+                size_um=round(float(size_um), 3),
+                length_um=None if length_um is None else round(float(length_um), 2),
+                confidence=round(float(np.clip(cand.score, 0.0, 1.0)), 3),
+                source=cand.sources,
+                contrast_grey=round(float(cand.contrast_grey), 1),
+                polygon_xy=_outline(cand),
+            )
+        )
     return defects
 
 

@@ -75,7 +75,9 @@ class ZoneRule(_Model):
     @model_validator(mode="after")
     def _check(self) -> ZoneRule:
         if self.outer_um <= self.inner_um:
-            raise ValueError(f"zone {self.name}: outer_um ({self.outer_um}) must exceed inner_um ({self.inner_um})")
+            raise ValueError(
+                f"zone {self.name}: outer_um ({self.outer_um}) must exceed inner_um ({self.inner_um})"
+            )
         for what, rule in (("scratches", self.scratches), ("defects", self.defects)):
             if rule != "unlimited":
                 limits = [b.limit_um for b in rule]
@@ -123,7 +125,9 @@ class ScratchParams(_Model):
 
     enabled: bool = True
     n_angles: int = Field(default=12, ge=4, le=36)
-    line_length_um: float = Field(default=16.0, gt=0)  # averaging length: longer finds fainter, straighter lines
+    line_length_um: float = Field(
+        default=16.0, gt=0
+    )  # averaging length: longer finds fainter, straighter lines
     window_um: float = Field(default=20.0, gt=0)  # rank window: must exceed the widest scratch
     k_sigma: float = Field(default=8.0, gt=0)  # line response threshold in noise units of the line average
     min_contrast_grey: float = Field(default=4.0, ge=0)  # peak contrast across a thin line
@@ -203,8 +207,10 @@ class Profile(_Model):
             raise ValueError(f"zone names must be unique, got {names}")
         for a, b in zip(self.zones, self.zones[1:]):
             if abs(a.outer_um - b.inner_um) > 1e-9:
-                raise ValueError(f"zones must be contiguous and ordered from the centre: zone {a.name} ends at "
-                                 f"{a.outer_um} um but zone {b.name} starts at {b.inner_um} um")
+                raise ValueError(
+                    f"zones must be contiguous and ordered from the centre: zone {a.name} ends at "
+                    f"{a.outer_um} um but zone {b.name} starts at {b.inner_um} um"
+                )
         return self
 
     @cached_property
@@ -235,7 +241,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
     except yaml.YAMLError as exc:
         raise ProfileError(f"profile {origin}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
-        raise ProfileError(f"profile {origin}: expected a mapping of keys (name, zones, ...), got {type(data).__name__}")
+        raise ProfileError(
+            f"profile {origin}: expected a mapping of keys (name, zones, ...), got {type(data).__name__}"
+        )
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
@@ -256,15 +264,19 @@ def _read_profile_text(name_or_path: str | Path) -> tuple[str, str]:
     known = list_profiles()
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ProfileError(f"unknown profile {name!r}.{hint} Shipped profiles: {', '.join(known)}; "
-                       "or give the path of a YAML file")
+    raise ProfileError(
+        f"unknown profile {name!r}.{hint} Shipped profiles: {', '.join(known)}; "
+        "or give the path of a YAML file"
+    )
 
 
 def _explain(exc: ValidationError) -> str:
     errors = exc.errors()
     # A band list may also be the word "unlimited": pydantic then reports both union members.
     # When the list member has a specific complaint, the "should be 'unlimited'" one is noise.
-    specific = any(not _is_union_tag(p) for e in errors if e["type"] != "literal_error" for p in e["loc"][-1:])
+    specific = any(
+        not _is_union_tag(p) for e in errors if e["type"] != "literal_error" for p in e["loc"][-1:]
+    )
     parts = []
     for err in errors:
         if specific and err["type"] == "literal_error" and any(_is_union_tag(p) for p in err["loc"]):

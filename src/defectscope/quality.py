@@ -29,24 +29,37 @@ def assess_quality(frame: Frame, geometry: Geometry, fit: EdgeFit, params: Quali
     issues: list[str] = []
     edge_width_um = RISE_10_90_PER_SIGMA * fit.edge_sigma_px * geometry.um_per_px
     if not math.isfinite(edge_width_um) or edge_width_um > params.max_edge_width_um:
-        issues.append(f"out of focus: the cladding edge rises over {edge_width_um:.1f} um "
-                      f"(limit {params.max_edge_width_um:g} um); refocus and re-inspect")
+        issues.append(
+            f"out of focus: the cladding edge rises over {edge_width_um:.1f} um "
+            f"(limit {params.max_edge_width_um:g} um); refocus and re-inspect"
+        )
     if abs(fit.contrast_grey) < params.min_edge_contrast_grey:
-        issues.append(f"low contrast: fiber and ferrule differ by {abs(fit.contrast_grey):.0f} grey levels "
-                      f"(need {params.min_edge_contrast_grey:g}); check illumination")
+        issues.append(
+            f"low contrast: fiber and ferrule differ by {abs(fit.contrast_grey):.0f} grey levels "
+            f"(need {params.min_edge_contrast_grey:g}); check illumination"
+        )
     in_frame, overshoot_px = _contact_zone_in_frame(frame, geometry)
     if not in_frame:
-        issues.append(f"contact zone not in view: it extends {overshoot_px:.0f} px beyond the frame; "
-                      "centre the connector and re-inspect")
+        issues.append(
+            f"contact zone not in view: it extends {overshoot_px:.0f} px beyond the frame; "
+            "centre the connector and re-inspect"
+        )
     clipped = _clipped_fraction_per_zone(frame, geometry)
     worst_zone, worst = max(clipped.items(), key=lambda kv: kv[1], default=("", 0.0))
     if worst > params.max_clipped_fraction:
-        issues.append(f"exposure: {worst:.0%} of zone {worst_zone} is saturated or black "
-                      f"(limit {params.max_clipped_fraction:.0%}); adjust exposure and re-inspect")
+        issues.append(
+            f"exposure: {worst:.0%} of zone {worst_zone} is saturated or black "
+            f"(limit {params.max_clipped_fraction:.0%}); adjust exposure and re-inspect"
+        )
     focus = 1.0 / edge_width_um if math.isfinite(edge_width_um) and edge_width_um > 0 else 0.0
-    return Quality(ok=not issues, focus=round(focus, 4), edge_width_um=round(edge_width_um, 3)
-                   if math.isfinite(edge_width_um) else None, clipped_fraction=round(worst, 4),
-                   contact_zone_in_frame=in_frame, issues=tuple(issues))
+    return Quality(
+        ok=not issues,
+        focus=round(focus, 4),
+        edge_width_um=round(edge_width_um, 3) if math.isfinite(edge_width_um) else None,
+        clipped_fraction=round(worst, 4),
+        contact_zone_in_frame=in_frame,
+        issues=tuple(issues),
+    )
 
 
 def frame_exposure_issues(frame: Frame, params: QualityParams) -> list[str]:
@@ -61,7 +74,9 @@ def frame_exposure_issues(frame: Frame, params: QualityParams) -> list[str]:
     median = int(np.searchsorted(np.cumsum(hist), total / 2))
     issues = []
     if saturated > params.max_clipped_fraction:
-        issues.append(f"exposure: {saturated:.0%} of the frame is saturated; reduce exposure or glare and re-inspect")
+        issues.append(
+            f"exposure: {saturated:.0%} of the frame is saturated; reduce exposure or glare and re-inspect"
+        )
     if black > max(params.max_clipped_fraction, 0.5) or median <= 10:
         issues.append(f"exposure: the frame is nearly black (median grey {median}); check illumination")
     elif median >= 245:
@@ -88,7 +103,10 @@ def _clipped_fraction_per_zone(frame: Frame, geometry: Geometry) -> dict[str, fl
     centre = (int(round((cx - x0) / 2 * 16)), int(round((cy - y0) / 2 * 16)))
     for i in range(len(geometry.zones) - 1, -1, -1):
         cv2.circle(labels, centre, int(round(geometry.zones[i].outer_radius_px / 2 * 16)), i + 1, -1, shift=4)
-    hist = cv2.calcHist([labels, clipped], [0, 1], None, [len(geometry.zones) + 1, 2],
-                        [0, len(geometry.zones) + 1, 0, 2])
+    hist = cv2.calcHist(
+        [labels, clipped], [0, 1], None, [len(geometry.zones) + 1, 2], [0, len(geometry.zones) + 1, 0, 2]
+    )
     counts, hits = hist.sum(axis=1), hist[:, 1]
-    return {z.name: float(hits[i + 1] / counts[i + 1]) for i, z in enumerate(geometry.zones) if counts[i + 1] > 0}
+    return {
+        z.name: float(hits[i + 1] / counts[i + 1]) for i, z in enumerate(geometry.zones) if counts[i + 1] > 0
+    }

@@ -81,7 +81,9 @@ class Frame:
 
     def __post_init__(self) -> None:
         if not isinstance(self.pixels, np.ndarray) or self.pixels.ndim != 2:
-            raise ValueError(f"Frame.pixels must be a (H, W) array, got {getattr(self.pixels, 'shape', None)}")
+            raise ValueError(
+                f"Frame.pixels must be a (H, W) array, got {getattr(self.pixels, 'shape', None)}"
+            )
         if self.pixels.dtype != np.uint8:
             raise ValueError(f"Frame.pixels must be uint8, got {self.pixels.dtype}")
         _readonly(self.pixels)
@@ -118,16 +120,23 @@ class CandidateMap:
 
     def __post_init__(self) -> None:
         if self.labels.ndim != 2 or self.labels.dtype != np.int32:
-            raise ValueError(f"CandidateMap.labels must be (h, w) int32, got {self.labels.shape} {self.labels.dtype}")
+            raise ValueError(
+                f"CandidateMap.labels must be (h, w) int32, got {self.labels.shape} {self.labels.dtype}"
+            )
         n = len(self.kinds)
         if self.widths_px is None:
             object.__setattr__(self, "widths_px", np.full(n, np.nan, np.float32))
         if self.polylines is None:
             object.__setattr__(self, "polylines", (None,) * n)
-        if any(a.shape != (n,) for a in (self.scores, self.contrast_grey, self.widths_px)) or len(self.polylines) != n:
-            raise ValueError(f"CandidateMap: {n} kinds but scores {self.scores.shape}, contrast "
-                             f"{self.contrast_grey.shape}, widths {self.widths_px.shape}, "
-                             f"{len(self.polylines)} polylines; expected {n} of each")
+        if (
+            any(a.shape != (n,) for a in (self.scores, self.contrast_grey, self.widths_px))
+            or len(self.polylines) != n
+        ):
+            raise ValueError(
+                f"CandidateMap: {n} kinds but scores {self.scores.shape}, contrast "
+                f"{self.contrast_grey.shape}, widths {self.widths_px.shape}, "
+                f"{len(self.polylines)} polylines; expected {n} of each"
+            )
         for array in (self.labels, self.scores, self.contrast_grey, self.widths_px):
             _readonly(array)
 
@@ -202,7 +211,9 @@ class Quality(_Record):
     """The quality gate. When ok is False the verdict is UNDETERMINED with these issues."""
 
     ok: bool
-    focus: float | None = None  # cladding-edge sharpness in 1/µm (1 / 10-90 % rise distance); higher is sharper
+    focus: float | None = (
+        None  # cladding-edge sharpness in 1/µm (1 / 10-90 % rise distance); higher is sharper
+    )
     edge_width_um: float | None = None
     clipped_fraction: float | None = None  # of the contact zone, saturated or black
     contact_zone_in_frame: bool | None = None

@@ -81,8 +81,10 @@ def report_json_schema() -> dict:
     try:
         text = resource.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(f"{'/'.join(_SCHEMA_RESOURCE)} is missing from the defectscope package; "
-                                "regenerate it with: python -m defectscope.report --write-schema") from None
+        raise FileNotFoundError(
+            f"{'/'.join(_SCHEMA_RESOURCE)} is missing from the defectscope package; "
+            "regenerate it with: python -m defectscope.report --write-schema"
+        ) from None
     return json.loads(text)
 
 
@@ -115,15 +117,15 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "cladding_radius_px": "Fitted cladding radius in pixels.",
         "core_radius_px": "Core radius in pixels, when known.",
         "core_center_xy": "Core centre (x, y) in pixels, fitted on the core's own edge; null when not "
-                          "fitted.",
+        "fitted.",
         "um_per_px": "Micrometres per pixel.",
         "calibration": "Where the scale comes from: the profile's nominal cladding diameter, or the user.",
         "pixel_aspect": "Pixel height over width as measured; when not 1 the frame was resampled to square "
-                        "pixels and every pixel coordinate refers to that resampled frame.",
+        "pixels and every pixel coordinate refers to that resampled frame.",
         "edge_coverage": "Fraction of directions in which a cladding edge was found, 0-1.",
         "fit_rms_px": "RMS distance of the edge points to the fitted circle, in pixels.",
         "edge_sigma_px": "Blur of the cladding edge as a Gaussian sigma in pixels (the optics' point "
-                         "spread); null when not measured.",
+        "spread); null when not measured.",
         "zones": "Inspection zones from the centre outwards.",
         "warnings": "Geometry findings that did not stop the inspection.",
     },
@@ -138,10 +140,13 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
     "Defect": {
         "id": "1-based id, unique within the report.",
         "kind": "What the feature is.",
-        "zone": "Zone it is judged in; a feature straddling a boundary takes the zone it touches whose limits are strictest for its size.",
+        "zone": (
+            "Zone it is judged in; a feature straddling a boundary takes the zone it touches "
+            "whose limits are strictest for its size."
+        ),
         "zones": "Every zone it touches; a scratch is judged in each.",
         "centroid_xy": "A point on the feature (x, y) in pixels; for a scratch, its midpoint along its "
-                       "length.",
+        "length.",
         "bbox_xywh": "Bounding box: x, y, width, height in pixels.",
         "area_px": "Area in pixels.",
         "size_um": "Scratch: width in µm; other kinds: smallest enclosing circle diameter in µm.",
@@ -151,8 +156,10 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "contrast_grey": "Peak contrast against the background, in grey levels.",
         "polygon_xy": "Simplified outline as (x, y) pixel vertices; empty when not available.",
     },
-    "DefectKind": {"": "Kind of feature. particle and oil are contamination (clean and re-inspect); "
-                       "the others are damage."},
+    "DefectKind": {
+        "": "Kind of feature. particle and oil are contamination (clean and re-inspect); "
+        "the others are damage."
+    },
     "Status": {"": "PASS, FAIL, or UNDETERMINED when the part could not be inspected (never a PASS)."},
     "Quality": {
         "ok": "True when the image is good enough to judge.",
@@ -193,16 +200,20 @@ def _build_report_schema() -> dict:
     for model, texts in _DESCRIPTIONS.items():
         node = schema if model == "Report" else defs.get(model)
         if node is None:
-            raise ValueError(f"report schema: _DESCRIPTIONS names model {model!r}, which the Report no "
-                             "longer uses; update _DESCRIPTIONS in defectscope/report.py")
+            raise ValueError(
+                f"report schema: _DESCRIPTIONS names model {model!r}, which the Report no "
+                "longer uses; update _DESCRIPTIONS in defectscope/report.py"
+            )
         for field, text in texts.items():
             if field == "":
                 node.setdefault("description", text)  # a docstring in records.py wins
                 continue
             props = node.get("properties", {})
             if field not in props:
-                raise ValueError(f"report schema: _DESCRIPTIONS names {model}.{field}, which no longer "
-                                 "exists; update _DESCRIPTIONS in defectscope/report.py")
+                raise ValueError(
+                    f"report schema: _DESCRIPTIONS names {model}.{field}, which no longer "
+                    "exists; update _DESCRIPTIONS in defectscope/report.py"
+                )
             props[field].setdefault("description", text)  # a description in records.py wins
     return schema
 
@@ -268,8 +279,12 @@ class _Style:
 
     @classmethod
     def _of(cls, unit: float) -> _Style:
-        return cls(line_px=max(1, round(2.0 * unit)), font_scale=max(0.45, 0.75 * unit),
-                   text_px=max(1, round(1.6 * unit)), pad_px=max(3, round(8 * unit)))
+        return cls(
+            line_px=max(1, round(2.0 * unit)),
+            font_scale=max(0.45, 0.75 * unit),
+            text_px=max(1, round(1.6 * unit)),
+            pad_px=max(3, round(8 * unit)),
+        )
 
 
 def render_overlay(frame: Frame, report: Report) -> np.ndarray:
@@ -300,9 +315,14 @@ def render_overlay(frame: Frame, report: Report) -> np.ndarray:
         marks = _defect_marks(report.defects, local, shape_hw=canvas.shape[:2])
         texts = _draw_legend(canvas, report.defects, style)
         texts += _draw_scale_bar(canvas, geometry.um_per_px, style)
-        _draw_zone_labels(canvas, geometry, local, top_px=banner.height_px,
-                          outlines=_outline_mask(marks, local, shape_hw=canvas.shape[:2]),
-                          texts=texts + [m.id_box for m in marks])
+        _draw_zone_labels(
+            canvas,
+            geometry,
+            local,
+            top_px=banner.height_px,
+            outlines=_outline_mask(marks, local, shape_hw=canvas.shape[:2]),
+            texts=texts + [m.id_box for m in marks],
+        )
         _draw_defects(canvas, marks, local)  # after the zone labels: nothing covers a defect
     _draw_banner(canvas, report.verdict.status, banner, style)
     return canvas
@@ -327,8 +347,32 @@ _Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
 # Where zone labels go, in order of preference: degrees counter-clockwise from the +x axis
 # (upper right first, where the eye starts), each just outside its zone's circle.
-_LABEL_ANGLES_DEG = (45, 30, 60, 15, 75, 135, 150, 120, 165, 105, 0, 180, 90, -30, -150, -60, -120,
-                     -15, -165, -45, -135, -75, -105, -90)
+_LABEL_ANGLES_DEG = (
+    45,
+    30,
+    60,
+    15,
+    75,
+    135,
+    150,
+    120,
+    165,
+    105,
+    0,
+    180,
+    90,
+    -30,
+    -150,
+    -60,
+    -120,
+    -15,
+    -165,
+    -45,
+    -135,
+    -75,
+    -105,
+    -90,
+)
 
 
 def _draw_zone_circles(canvas: np.ndarray, geometry: Geometry, style: _Style) -> None:
@@ -340,8 +384,15 @@ def _draw_zone_circles(canvas: np.ndarray, geometry: Geometry, style: _Style) ->
         cv2.circle(canvas, centre, radius, _ZONE_BGR, style.line_px, cv2.LINE_AA)
 
 
-def _draw_zone_labels(canvas: np.ndarray, geometry: Geometry, style: _Style, *, top_px: int,
-                      outlines: np.ndarray, texts: list[_Box]) -> None:
+def _draw_zone_labels(
+    canvas: np.ndarray,
+    geometry: Geometry,
+    style: _Style,
+    *,
+    top_px: int,
+    outlines: np.ndarray,
+    texts: list[_Box],
+) -> None:
     """'A core'-style labels just outside each zone's circle, inside the frame and below the
     banner, covering no other text (ids, legend, scale bar, other labels) and as little of the
     defect outlines as possible; among equals, the first of `_LABEL_ANGLES_DEG`. A zone whose
@@ -371,7 +422,7 @@ def _draw_zone_labels(canvas: np.ndarray, geometry: Geometry, style: _Style, *, 
 
 def _covered(mask: np.ndarray, box: _Box) -> int:
     x, y, w, h = box
-    return int(np.count_nonzero(mask[y: y + h, x: x + w]))
+    return int(np.count_nonzero(mask[y : y + h, x : x + w]))
 
 
 def _draw_fiber(canvas: np.ndarray, geometry: Geometry, style: _Style) -> None:
@@ -385,15 +436,25 @@ def _draw_fiber(canvas: np.ndarray, geometry: Geometry, style: _Style) -> None:
         _dashed_circle(canvas, _pt(centre_xy), radius, _FIBER_BGR, style.line_px)
 
 
-def _dashed_circle(canvas: np.ndarray, centre: tuple[int, int], radius_px: float, colour,
-                   thickness: int) -> None:
+def _dashed_circle(
+    canvas: np.ndarray, centre: tuple[int, int], radius_px: float, colour, thickness: int
+) -> None:
     circumference = 2 * math.pi * radius_px
     n_dashes = int(np.clip(circumference / (6 * thickness + 8), 8, 120))
     step = 360.0 / n_dashes
     for k in range(n_dashes):
         start = k * step
-        cv2.ellipse(canvas, centre, (round(radius_px), round(radius_px)), 0.0, start, start + step * 0.55,
-                    colour, thickness, cv2.LINE_AA)
+        cv2.ellipse(
+            canvas,
+            centre,
+            (round(radius_px), round(radius_px)),
+            0.0,
+            start,
+            start + step * 0.55,
+            colour,
+            thickness,
+            cv2.LINE_AA,
+        )
 
 
 @dataclass(frozen=True)
@@ -433,11 +494,17 @@ def _defect_marks(defects: Iterable[Defect], style: _Style, *, shape_hw: tuple[i
         if rings[i] is None and len(d.polygon_xy) >= 2:  # beside the outline's right end, not its box
             end_x, end_y = max(d.polygon_xy)
             x, y, w, h = end_x - gap, end_y - gap, 2 * gap, 2 * gap
-        places = [(x + w + gap, y + h // 2 - lh // 2), (x - gap - lw, y + h // 2 - lh // 2),
-                  (x + w // 2 - lw // 2, y - gap - lh), (x + w // 2 - lw // 2, y + h + gap)]
-        placed = [(int(np.clip(px, 0, max(0, width - lw))), int(np.clip(py, 0, max(0, height - lh))), lw, lh)
-                  for px, py in places]
-        others = [m.id_box for m in marks] + boxes[:i] + boxes[i + 1:]
+        places = [
+            (x + w + gap, y + h // 2 - lh // 2),
+            (x - gap - lw, y + h // 2 - lh // 2),
+            (x + w // 2 - lw // 2, y - gap - lh),
+            (x + w // 2 - lw // 2, y + h + gap),
+        ]
+        placed = [
+            (int(np.clip(px, 0, max(0, width - lw))), int(np.clip(py, 0, max(0, height - lh))), lw, lh)
+            for px, py in places
+        ]
+        others = [m.id_box for m in marks] + boxes[:i] + boxes[i + 1 :]
         free = [b for b in placed if not any(_overlap(b, other) for other in others)]
         marks.append(_Mark(d, boxes[i], rings[i], (free or placed)[0]))
     return marks
@@ -495,10 +562,23 @@ def _draw_legend(canvas: np.ndarray, defects: Iterable[Defect], style: _Style) -
     _shade(canvas, (x0, y0, box_w, box_h))
     for i, (kind, text) in enumerate(entries):
         top = y0 + style.pad_px + i * line_h
-        cv2.rectangle(canvas, (x0 + style.pad_px, top), (x0 + style.pad_px + swatch, top + swatch),
-                      _KIND_BGR.get(kind, _UNKNOWN_KIND_BGR), -1)
-        cv2.putText(canvas, _ascii(text), (x0 + 2 * style.pad_px + swatch, top + swatch), _FONT,
-                    style.font_scale, (255, 255, 255), style.text_px, cv2.LINE_AA)
+        cv2.rectangle(
+            canvas,
+            (x0 + style.pad_px, top),
+            (x0 + style.pad_px + swatch, top + swatch),
+            _KIND_BGR.get(kind, _UNKNOWN_KIND_BGR),
+            -1,
+        )
+        cv2.putText(
+            canvas,
+            _ascii(text),
+            (x0 + 2 * style.pad_px + swatch, top + swatch),
+            _FONT,
+            style.font_scale,
+            (255, 255, 255),
+            style.text_px,
+            cv2.LINE_AA,
+        )
     return [(x0, y0, box_w, box_h)]
 
 
@@ -519,8 +599,16 @@ def _draw_scale_bar(canvas: np.ndarray, um_per_px: float, style: _Style) -> list
     bar_x = x0 + (box_w - length_px) // 2
     bar_y = y0 + box_h - style.pad_px - bar_h
     cv2.rectangle(canvas, (bar_x, bar_y), (bar_x + length_px - 1, bar_y + bar_h - 1), (255, 255, 255), -1)
-    cv2.putText(canvas, label, (x0 + (box_w - tw) // 2, y0 + style.pad_px + th), _FONT, style.font_scale,
-                (255, 255, 255), style.text_px, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        label,
+        (x0 + (box_w - tw) // 2, y0 + style.pad_px + th),
+        _FONT,
+        style.font_scale,
+        (255, 255, 255),
+        style.text_px,
+        cv2.LINE_AA,
+    )
     return [(x0, y0, box_w, box_h)]
 
 
@@ -532,7 +620,7 @@ def _round_length(target_um: float) -> float:
         value = mantissa * 10.0**exponent
         if value <= target_um * (1 + 1e-9):
             return float(f"{value:.6g}")
-    return float(f"{10.0 ** exponent:.6g}")
+    return float(f"{10.0**exponent:.6g}")
 
 
 @dataclass(frozen=True)
@@ -557,8 +645,15 @@ def _banner_layout(report: Report, style: _Style, *, width_px: int, frame_h_px: 
     title_scale = style.font_scale * 1.5
     title_px = max(1, round(style.text_px * 1.5))
     max_w = width_px - 2 * style.pad_px
-    title = _fit(_ascii(f"{verdict.status.value}  {verdict.action}  |  {n} defect{'s' * (n != 1)}  |  "
-                        f"{report.profile}"), max_w, _FONT_BOLD, title_scale, title_px)
+    title = _fit(
+        _ascii(
+            f"{verdict.status.value}  {verdict.action}  |  {n} defect{'s' * (n != 1)}  |  {report.profile}"
+        ),
+        max_w,
+        _FONT_BOLD,
+        title_scale,
+        title_px,
+    )
     lines: list[str] = []
     shown = 0
     for reason in verdict.reasons:
@@ -582,18 +677,35 @@ def _draw_banner(canvas: np.ndarray, status: Status, banner: _Banner, style: _St
     canvas[: banner.height_px] = _STATUS_BGR[status]
     ink = _STATUS_TEXT_BGR[status]
     y = banner.title_h
-    cv2.putText(canvas, banner.title, (style.pad_px, y), _FONT_BOLD, banner.title_scale, ink, banner.title_px,
-                cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        banner.title,
+        (style.pad_px, y),
+        _FONT_BOLD,
+        banner.title_scale,
+        ink,
+        banner.title_px,
+        cv2.LINE_AA,
+    )
     y += style.pad_px // 2
     for line in banner.lines:
         y += banner.line_h
-        cv2.putText(canvas, line, (style.pad_px, y - style.pad_px // 2), _FONT, style.font_scale, ink,
-                    style.text_px, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            line,
+            (style.pad_px, y - style.pad_px // 2),
+            _FONT,
+            style.font_scale,
+            ink,
+            style.text_px,
+            cv2.LINE_AA,
+        )
 
 
 def _wrap(text: str, max_w: int, *, max_lines: int, style: _Style) -> list[str]:
     """Greedy word wrap of `text` into at most `max_lines` lines of at most `max_w` pixels;
     the last line is cut with '...' when the text does not fit."""
+
     def width(t: str) -> int:
         return cv2.getTextSize(t, _FONT, style.font_scale, style.text_px)[0][0]
 
@@ -626,8 +738,16 @@ def _label(canvas: np.ndarray, text: str, box: _Box, colour, style: _Style) -> N
     _shade(canvas, box)
     (_, h), _ = cv2.getTextSize(_ascii(text), _FONT, style.font_scale, style.text_px)
     pad = max(2, style.pad_px // 2)
-    cv2.putText(canvas, _ascii(text), (box[0] + pad, box[1] + pad + h), _FONT, style.font_scale, colour,
-                style.text_px, cv2.LINE_AA)
+    cv2.putText(
+        canvas,
+        _ascii(text),
+        (box[0] + pad, box[1] + pad + h),
+        _FONT,
+        style.font_scale,
+        colour,
+        style.text_px,
+        cv2.LINE_AA,
+    )
 
 
 def _fit(text: str, max_w: int, font: int, scale: float, thickness: int, *, keep_end: str = "") -> str:
@@ -665,8 +785,22 @@ def _pt(xy: tuple[float, float]) -> tuple[int, int]:
     return round(xy[0]), round(xy[1])
 
 
-_ASCII = {"µ": "u", "μ": "u", "–": "-", "—": "-", "…": "...", "×": "x", "≤": "<=", "≥": ">=", "°": " deg",
-          "±": "+/-", "‘": "'", "’": "'", "“": '"', "”": '"'}
+_ASCII = {
+    "µ": "u",
+    "μ": "u",
+    "–": "-",
+    "—": "-",
+    "…": "...",
+    "×": "x",
+    "≤": "<=",
+    "≥": ">=",
+    "°": " deg",
+    "±": "+/-",
+    "‘": "'",
+    "’": "'",
+    "“": '"',
+    "”": '"',
+}
 
 
 def _ascii(text: str) -> str:
@@ -682,12 +816,28 @@ def _ascii(text: str) -> str:
 
 # Spelled out, not derived from DefectKind, so the order never moves: a new kind gets a new
 # column at the end (a test fails until it has one).
-_CSV_KINDS = (DefectKind.SCRATCH, DefectKind.DIG, DefectKind.PARTICLE, DefectKind.OIL, DefectKind.CHIP,
-              DefectKind.CRACK, DefectKind.ANOMALY)
+_CSV_KINDS = (
+    DefectKind.SCRATCH,
+    DefectKind.DIG,
+    DefectKind.PARTICLE,
+    DefectKind.OIL,
+    DefectKind.CHIP,
+    DefectKind.CRACK,
+    DefectKind.ANOMALY,
+)
 CSV_COLUMNS: tuple[str, ...] = (
-    "path", "status", "action", "n_defects",
+    "path",
+    "status",
+    "action",
+    "n_defects",
     *(f"n_{kind.value}" for kind in _CSV_KINDS),
-    "um_per_px", "center_x_px", "center_y_px", "cladding_radius_px", "quality_ok", "reasons", "total_ms",
+    "um_per_px",
+    "center_x_px",
+    "center_y_px",
+    "cladding_radius_px",
+    "quality_ok",
+    "reasons",
+    "total_ms",
 )
 
 
@@ -805,17 +955,19 @@ def to_legacy(report: Report, profile: Profile) -> dict:
     legacy_defects = []
     for d in defects:
         kind = d.kind.value.upper()
-        legacy_defects.append({
-            "defect_id": f"{kind}_{d.id:04d}",
-            "defect_type": kind,
-            "location_xy": [round(d.centroid_xy[0]), round(d.centroid_xy[1])],
-            "bbox": list(d.bbox_xywh),
-            "area_px": int(d.area_px),
-            "confidence": round(float(d.confidence), 3),
-            "severity": _severity(margins[d.id], failing.get(d.id, set()), innermost),
-            "zone": labels.get(d.zone, d.zone),
-            "size_um": round(float(d.size_um), 2),
-        })
+        legacy_defects.append(
+            {
+                "defect_id": f"{kind}_{d.id:04d}",
+                "defect_type": kind,
+                "location_xy": [round(d.centroid_xy[0]), round(d.centroid_xy[1])],
+                "bbox": list(d.bbox_xywh),
+                "area_px": int(d.area_px),
+                "confidence": round(float(d.confidence), 3),
+                "severity": _severity(margins[d.id], failing.get(d.id, set()), innermost),
+                "zone": labels.get(d.zone, d.zone),
+                "size_um": round(float(d.size_um), 2),
+            }
+        )
     return {
         "analysis_summary": {
             "pass_fail_status": status.value,
@@ -968,11 +1120,13 @@ def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m defectscope.report",
         description="Maintain the committed report JSON Schema. "
-                    "Example: python -m defectscope.report --write-schema")
+        "Example: python -m defectscope.report --write-schema",
+    )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write-schema", action="store_true", help=f"regenerate the schema file ({default})")
-    action.add_argument("--check-schema", action="store_true",
-                        help="exit 1 when the schema file is out of date")
+    action.add_argument(
+        "--check-schema", action="store_true", help="exit 1 when the schema file is out of date"
+    )
     parser.add_argument("--out", type=Path, default=default, help="schema file path (default: the package's)")
     args = parser.parse_args(argv)
     text = _schema_text(_build_report_schema())

@@ -44,6 +44,7 @@ def _status(image: SynthImage, profile: str = "iec-sm-upc") -> Status:
 
 # --- expected verdicts of hand-built scenes ---------------------------------------------------------------
 
+
 def test_clean_bright_ferrule_fiber_passes_every_profile_with_exact_geometry():
     image = _render(make_scene("iec-sm-upc", um_per_px=0.45))
     t = image.truth
@@ -116,17 +117,24 @@ def test_expected_verdicts_are_judge_on_the_true_defects():
 
 # --- truth matches pixels ---------------------------------------------------------------------------------
 
+
 def _busy_scene(style="bright-ferrule", um_per_px=0.43):
-    return make_scene("iec-sm-upc", style=style, um_per_px=um_per_px, defects=[
-        ScratchSpec.chord(distance_um=40, angle_deg=30, half_length_um=25, width_um=3.5),
-        ScratchSpec.chord(distance_um=-20, angle_deg=100, half_length_um=110, width_um=1.0, contrast_grey=-25,
-                          bend_um=6),
-        DigSpec(center_um=(30, -20), size_um=4),
-        ParticleSpec(center_um=(-90, 30), size_um=12),
-        ParticleSpec(center_um=(90, 60), size_um=40, contrast_grey=30, shape_seed=3),
-        OilSpec(center_um=(-60, -90), size_um=50),
-        ChipSpec(angle_deg=200, arc_um=12, depth_um=6),
-    ])
+    return make_scene(
+        "iec-sm-upc",
+        style=style,
+        um_per_px=um_per_px,
+        defects=[
+            ScratchSpec.chord(distance_um=40, angle_deg=30, half_length_um=25, width_um=3.5),
+            ScratchSpec.chord(
+                distance_um=-20, angle_deg=100, half_length_um=110, width_um=1.0, contrast_grey=-25, bend_um=6
+            ),
+            DigSpec(center_um=(30, -20), size_um=4),
+            ParticleSpec(center_um=(-90, 30), size_um=12),
+            ParticleSpec(center_um=(90, 60), size_um=40, contrast_grey=30, shape_seed=3),
+            OilSpec(center_um=(-60, -90), size_um=50),
+            ChipSpec(angle_deg=200, arc_um=12, depth_um=6),
+        ],
+    )
 
 
 def _mask_points(mask: np.ndarray, label: int) -> np.ndarray:
@@ -139,7 +147,7 @@ def _dist_to_polyline(p, line) -> float:
     a, b = line[:-1], line[1:]
     d = b - a
     along = (p[0] - a[:, 0]) * d[:, 0] + (p[1] - a[:, 1]) * d[:, 1]
-    t = np.clip(along / np.maximum((d ** 2).sum(1), 1e-12), 0, 1)
+    t = np.clip(along / np.maximum((d**2).sum(1), 1e-12), 0, 1)
     q = a + d * t[:, None]
     return float(np.hypot(q[:, 0] - p[0], q[:, 1] - p[1]).min())
 
@@ -181,7 +189,7 @@ def _check_truth_against_mask(image: SynthImage) -> None:
             assert r.max() == pytest.approx(d.radial_extent_um[1], abs=1.2 * px)
         # the defect's label sits where the truth says the defect is
         x, y = (int(round(v)) for v in d.centroid_xy)
-        window = image.mask[y - 1:y + 2, x - 1:x + 2]
+        window = image.mask[y - 1 : y + 2, x - 1 : x + 2]
         assert (window == d.mask_value).any(), d
 
 
@@ -219,8 +227,12 @@ def _steepest_step_offset_px(pixels, center_xy, radius_px) -> float:
 
 @pytest.mark.parametrize("seed", range(6))
 def test_steepest_edge_step_is_the_truth_cladding_radius(seed):
-    scene = random_scene(seed, "iec-mm-pc" if seed % 3 == 0 else "iec-sm-upc",
-                         style="dark-ferrule" if seed % 2 else "bright-ferrule", target=Status.PASS)
+    scene = random_scene(
+        seed,
+        "iec-mm-pc" if seed % 3 == 0 else "iec-sm-upc",
+        style="dark-ferrule" if seed % 2 else "bright-ferrule",
+        target=Status.PASS,
+    )
     image = _render(replace(scene, defects=()))
     g = image.truth.geometry
     assert abs(_steepest_step_offset_px(image.pixels, g.center_xy, g.cladding_radius_px)) <= 0.5
@@ -232,8 +244,8 @@ def test_core_contrast_is_faint_for_single_mode_and_clear_for_multimode():
         image = _render(scene)
         cx, cy = (int(v) for v in scene.fiber_center_xy)
         rc = scene.core_radius_px
-        core = image.pixels[cy - 2:cy + 3, cx - 2:cx + 3].mean()
-        clad = image.pixels[cy - 2:cy + 3, int(cx + rc + 12):int(cx + rc + 17)].mean()
+        core = image.pixels[cy - 2 : cy + 3, cx - 2 : cx + 3].mean()
+        clad = image.pixels[cy - 2 : cy + 3, int(cx + rc + 12) : int(cx + rc + 17)].mean()
         return core - clad
 
     assert abs(core_contrast("iec-sm-upc")) <= 6

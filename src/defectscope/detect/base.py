@@ -15,8 +15,21 @@ import numpy as np
 from ..profile import DetectionParams
 from ..records import CandidateMap, Frame, Geometry
 
-__all__ = ["Detector", "Window", "detection_radius_px", "flatten_core", "inspection_window", "fiber_guards", "zone_label_map", "rank_residuals", "zone_noise",
-           "components", "GUARD", "CORE_GUARD", "OUTSIDE"]
+__all__ = [
+    "Detector",
+    "Window",
+    "detection_radius_px",
+    "flatten_core",
+    "inspection_window",
+    "fiber_guards",
+    "zone_label_map",
+    "rank_residuals",
+    "zone_noise",
+    "components",
+    "GUARD",
+    "CORE_GUARD",
+    "OUTSIDE",
+]
 
 OUTSIDE = 0  # zone_label_map: not inspected (outside the contact zone or the frame)
 GUARD = 255  # zone_label_map: a guard band on the fiber's own circular edges
@@ -43,21 +56,29 @@ class Window:
     h: int
 
     def crop(self, pixels: np.ndarray) -> np.ndarray:
-        return pixels[self.y0:self.y0 + self.h, self.x0:self.x0 + self.w]
+        return pixels[self.y0 : self.y0 + self.h, self.x0 : self.x0 + self.w]
 
     def local_xy(self, xy: tuple[float, float]) -> tuple[float, float]:
         return xy[0] - self.x0, xy[1] - self.y0
 
 
-def detection_radius_px(geometry: Geometry, params: DetectionParams, *, margin_um: float | None = None) -> float:
+def detection_radius_px(
+    geometry: Geometry, params: DetectionParams, *, margin_um: float | None = None
+) -> float:
     """How far from the fiber centre detectors look: the last zone plus `outer_margin_um`
     (or `margin_um`, for a detector that needs less: a line is seen where it enters the zone)."""
     margin = params.outer_margin_um if margin_um is None else min(margin_um, params.outer_margin_um)
     return geometry.zones[-1].outer_radius_px + margin / geometry.um_per_px
 
 
-def inspection_window(geometry: Geometry, frame_hw: tuple[int, int], params: DetectionParams, *,
-                      margin_px: int = 2, margin_um: float | None = None) -> Window:
+def inspection_window(
+    geometry: Geometry,
+    frame_hw: tuple[int, int],
+    params: DetectionParams,
+    *,
+    margin_px: int = 2,
+    margin_um: float | None = None,
+) -> Window:
     """The frame window holding the detection radius plus `margin_px` (clipped to the frame)."""
     r = detection_radius_px(geometry, params, margin_um=margin_um) + margin_px
     cx, cy = geometry.center_xy
@@ -71,17 +92,36 @@ Guard = tuple[tuple[float, float], float, float, float]  # centre_xy (frame px),
 
 def fiber_guards(geometry: Geometry, params: DetectionParams) -> tuple[Guard, ...]:
     """Guard annuli on the cladding edge and, when found, the core edge (about the core's own centre)."""
-    guards = [(geometry.center_xy, geometry.cladding_radius_px, params.edge_guard_inner_um / geometry.um_per_px,
-               params.edge_guard_outer_um / geometry.um_per_px)]
+    guards = [
+        (
+            geometry.center_xy,
+            geometry.cladding_radius_px,
+            params.edge_guard_inner_um / geometry.um_per_px,
+            params.edge_guard_outer_um / geometry.um_per_px,
+        )
+    ]
     if geometry.core_radius_px:
-        guards.append((geometry.core_center_xy or geometry.center_xy, geometry.core_radius_px,
-                       params.core_guard_inner_um / geometry.um_per_px, params.core_guard_outer_um / geometry.um_per_px))
+        guards.append(
+            (
+                geometry.core_center_xy or geometry.center_xy,
+                geometry.core_radius_px,
+                params.core_guard_inner_um / geometry.um_per_px,
+                params.core_guard_outer_um / geometry.um_per_px,
+            )
+        )
     return tuple(guards)
 
 
-def zone_label_map(geometry: Geometry, window: Window, *, guards: tuple[Guard, ...] = (),
-                   outer_radius_px: float | None = None, scale: float = 1.0,
-                   core_rim_label: int | None = None, core_guard_label: int = GUARD) -> np.ndarray:
+def zone_label_map(
+    geometry: Geometry,
+    window: Window,
+    *,
+    guards: tuple[Guard, ...] = (),
+    outer_radius_px: float | None = None,
+    scale: float = 1.0,
+    core_rim_label: int | None = None,
+    core_guard_label: int = GUARD,
+) -> np.ndarray:
     """Zone index + 1 per pixel of `window`, OUTSIDE beyond the last zone, GUARD on guard annuli.
 
     outer_radius_px: extend the last zone's label out to this radius (the detection margin).
@@ -97,7 +137,8 @@ def zone_label_map(geometry: Geometry, window: Window, *, guards: tuple[Guard, .
     labels = np.zeros((h, w), np.uint8)
 
     def scaled(xy: tuple[float, float]) -> tuple[int, int]:
-        # pixel centres: frame pixel i covers [i - 0.5, i + 0.5]; scaled pixel j covers [j - 0.5, j + 0.5] / scale
+        # pixel centres: frame pixel i covers [i - 0.5, i + 0.5]; scaled pixel j covers
+        # [j - 0.5, j + 0.5] / scale
         x, y = window.local_xy(xy)
         return int(round(((x + 0.5) * scale - 0.5) * _ONE)), int(round(((y + 0.5) * scale - 0.5) * _ONE))
 
@@ -112,13 +153,27 @@ def zone_label_map(geometry: Geometry, window: Window, *, guards: tuple[Guard, .
         core_centre, core_r, inward, _ = guards[1]
         rim = (0.75 * core_r + (core_r - inward)) / 2 * scale
         thickness = max(1, int(round(((core_r - inward) - 0.75 * core_r) * scale)))
-        cv2.circle(labels, scaled(core_centre), int(round(rim * _ONE)), core_rim_label, thickness=thickness,
-                   lineType=cv2.LINE_8, shift=_SHIFT)
+        cv2.circle(
+            labels,
+            scaled(core_centre),
+            int(round(rim * _ONE)),
+            core_rim_label,
+            thickness=thickness,
+            lineType=cv2.LINE_8,
+            shift=_SHIFT,
+        )
     for i, (guard_centre, radius, inward, outward) in enumerate(guards):
         mid = (radius + (outward - inward) / 2) * scale
         thickness = max(1, int(round((inward + outward) * scale)))
-        cv2.circle(labels, scaled(guard_centre), int(round(mid * _ONE)), GUARD if i == 0 else core_guard_label,
-                   thickness=thickness, lineType=cv2.LINE_8, shift=_SHIFT)
+        cv2.circle(
+            labels,
+            scaled(guard_centre),
+            int(round(mid * _ONE)),
+            GUARD if i == 0 else core_guard_label,
+            thickness=thickness,
+            lineType=cv2.LINE_8,
+            shift=_SHIFT,
+        )
     return labels
 
 
@@ -153,7 +208,9 @@ def flatten_core(roi: np.ndarray, geometry: Geometry, window: Window, params: De
     radii = np.arange(n_r, dtype=np.float32)
     map_x = (cx + np.cos(theta)[:, None] * radii[None, :]).astype(np.float32)
     map_y = (cy + np.sin(theta)[:, None] * radii[None, :]).astype(np.float32)
-    profile = np.median(cv2.remap(roi, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), axis=0)
+    profile = np.median(
+        cv2.remap(roi, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), axis=0
+    )
     inner = _smooth_radial(profile, radii, 0.8 * core_r)
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
     r = np.hypot(xx - cx, yy - cy)
@@ -209,8 +266,9 @@ def zone_noise(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> tuple[
     histogram of every other row and column (noise is a property of the zone, not of single
     pixels), so a few defects do not move it. A zone with no pixels gets (0, 0).
     """
-    hist2d = cv2.calcHist([labels[::2, ::2], residual[::2, ::2]], [0, 1], None, [n_zones + 1, 256],
-                          [0, n_zones + 1, 0, 256])
+    hist2d = cv2.calcHist(
+        [labels[::2, ::2], residual[::2, ::2]], [0, 1], None, [n_zones + 1, 256], [0, n_zones + 1, 0, 256]
+    )
     median = np.zeros(n_zones + 1, np.float32)
     spread = np.zeros(n_zones + 1, np.float32)
     levels = np.arange(256)

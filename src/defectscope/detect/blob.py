@@ -49,7 +49,9 @@ class BlobDetector:
         # that of their own scale, not of single pixels
         inside = (domains > 0).astype(np.float32)
         diff = (small.astype(np.float32) - background) * inside  # nothing from outside the domains
-        residual = cv2.GaussianBlur(diff, (0, 0), 1.0) / np.maximum(cv2.GaussianBlur(inside, (0, 0), 1.0), 1e-3)
+        residual = cv2.GaussianBlur(diff, (0, 0), 1.0) / np.maximum(
+            cv2.GaussianBlur(inside, (0, 0), 1.0), 1e-3
+        )
         residual *= inside
         noise = _domain_noise(residual, domains)
 
@@ -69,10 +71,13 @@ class BlobDetector:
                 own = comp == i
                 # a seed stands out on its own; a large faint film stands out by its mean over its extent
                 coherent = stats[i, 4] >= 4 * min_area_small and np.percentile(signed[own], 75) >= max(
-                    p.min_contrast_grey, 3.0 * float(noise[own].mean()))
+                    p.min_contrast_grey, 3.0 * float(noise[own].mean())
+                )
                 if not (seeds[own].any() or coherent):
                     continue
-                peak_small = float(np.percentile(signed[own], 90))  # robust: a film may touch a brighter speck
+                peak_small = float(
+                    np.percentile(signed[own], 90)
+                )  # robust: a film may touch a brighter speck
                 if peak_small < p.max_oil_contrast_grey:
                     # faint: cut on the smoothed low-resolution residual (a film's size is tens of
                     # um; full resolution only adds noise to its soft edge)
@@ -87,14 +92,24 @@ class BlobDetector:
                 fresh = mask & (out[box] == 0)
                 if fresh.sum() < min_area_small * step * step:
                     continue
-                if fresh.sum() / _length_px(fresh) * geometry.um_per_px < p.max_scratch_width_um and _elongated(fresh):
+                if fresh.sum() / _length_px(
+                    fresh
+                ) * geometry.um_per_px < p.max_scratch_width_um and _elongated(fresh):
                     continue  # long and thin is a scratch: the line detector's
-                kinds.append(DefectKind.OIL if peak < p.max_oil_contrast_grey and soft else DefectKind.PARTICLE)
+                kinds.append(
+                    DefectKind.OIL if peak < p.max_oil_contrast_grey and soft else DefectKind.PARTICLE
+                )
                 out[box][fresh] = len(kinds)
                 scores.append(float(np.clip(peak / (2 * high[own].mean()), 0.5, 1.0)))
                 contrasts.append(sign * peak)
-        return CandidateMap(self.name, (win.x0, win.y0), out, tuple(kinds), np.array(scores, np.float32),
-                            np.array(contrasts, np.float32))
+        return CandidateMap(
+            self.name,
+            (win.x0, win.y0),
+            out,
+            tuple(kinds),
+            np.array(scores, np.float32),
+            np.array(contrasts, np.float32),
+        )
 
 
 def _full_residual(roi: np.ndarray, background: np.ndarray, domains: np.ndarray) -> np.ndarray:
@@ -104,7 +119,9 @@ def _full_residual(roi: np.ndarray, background: np.ndarray, domains: np.ndarray)
     return np.where(in_domain > 0, roi.astype(np.float32) - bg_full, 0.0)
 
 
-def _domains(geometry: Geometry, win, small_hw: tuple[int, int], step: int, params: DetectionParams) -> np.ndarray:
+def _domains(
+    geometry: Geometry, win, small_hw: tuple[int, int], step: int, params: DetectionParams
+) -> np.ndarray:
     """(h, w) uint8 at reduced resolution: 1 core disk, 2 cladding, 3 ferrule (contact zone), 0 elsewhere."""
     labels = np.zeros(small_hw, np.uint8)
     scale = 1.0 / step
@@ -183,6 +200,7 @@ def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
     A small domain (the core) can be a third covered by one film, which then inflates its own
     MAD: no domain's noise is taken above that of all domains together.
     """
+
     def mad(values: np.ndarray) -> float:
         return 1.4826 * float(np.median(np.abs(values - np.median(values))))
 
@@ -234,8 +252,13 @@ def _cut_at_half_peak(own_small: np.ndarray, signed_full: np.ndarray, step: int,
     y0, y1 = max(0, (ys.min() - pad) * step), min(signed_full.shape[0], (ys.max() + pad + 1) * step)
     x0, x1 = max(0, (xs.min() - pad) * step), min(signed_full.shape[1], (xs.max() + pad + 1) * step)
     box = (slice(y0, y1), slice(x0, x1))
-    near = cv2.resize(own_small[max(0, ys.min() - pad):ys.max() + pad + 1, max(0, xs.min() - pad):xs.max() + pad + 1]
-                      .astype(np.uint8), (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
+    near = cv2.resize(
+        own_small[
+            max(0, ys.min() - pad) : ys.max() + pad + 1, max(0, xs.min() - pad) : xs.max() + pad + 1
+        ].astype(np.uint8),
+        (x1 - x0, y1 - y0),
+        interpolation=cv2.INTER_NEAREST,
+    )
     near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * step + 1, 2 * step + 1))) > 0
     res = cv2.GaussianBlur(signed_full[box], (0, 0), 1.0)
     if not near.any():

@@ -40,7 +40,9 @@ class ChipDetector:
         inner = max(1.0, radius - depth_px)
         outer = radius - 0.5  # the edge's own blurred step is the geometry's, not a chip
         n_angles = max(360, int(2 * math.pi * radius))
-        polar, valid = polar_unwrap(frame.pixels, geometry.center_xy, outer, min_radius_px=inner, n_angles=n_angles)
+        polar, valid = polar_unwrap(
+            frame.pixels, geometry.center_xy, outer, min_radius_px=inner, n_angles=n_angles
+        )
         polar = cv2.GaussianBlur(polar, (0, 0), sigmaX=0.5, sigmaY=1.5)  # along the arc more than across
         deviation = polar - _harmonic_background(polar, valid)
         spread = 1.4826 * np.median(np.abs(deviation[::4]), axis=0)
@@ -62,18 +64,24 @@ class ChipDetector:
                 continue
             if h < min_arc or w < min_depth:
                 continue
-            own = comp[y:y + h, x:x + w] == i
+            own = comp[y : y + h, x : x + w] == i
             # per direction, the radius of the chip's innermost pixel (column j is radius inner + j)
             r_in = inner + x + np.where(own.any(axis=1), np.argmax(own, axis=1), w) - 0.5
-            contrast = float(np.median(deviation[y:y + h, x:x + w][own]))
+            contrast = float(np.median(deviation[y : y + h, x : x + w][own]))
             outline = _outline_xy(geometry, y + seam, r_in, n_angles)
             poly = np.round((outline - [win.x0, win.y0]) * 16).astype(np.int32)
             kinds.append(DefectKind.CHIP)
             cv2.fillPoly(labels, [poly], len(kinds), lineType=cv2.LINE_8, shift=4)
             scores.append(float(np.clip(abs(contrast) / (2 * p.min_contrast_grey), 0.5, 1.0)))
             contrasts.append(contrast)
-        return CandidateMap(self.name, (win.x0, win.y0), labels, tuple(kinds), np.array(scores, np.float32),
-                            np.array(contrasts, np.float32))
+        return CandidateMap(
+            self.name,
+            (win.x0, win.y0),
+            labels,
+            tuple(kinds),
+            np.array(scores, np.float32),
+            np.array(contrasts, np.float32),
+        )
 
 
 def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) -> np.ndarray:
@@ -85,7 +93,9 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
     """
     n_angles = polar.shape[0]
     theta = np.arange(n_angles) * (2 * np.pi / n_angles)
-    basis = np.column_stack([np.ones(n_angles), np.cos(theta), np.sin(theta), np.cos(2 * theta), np.sin(2 * theta)])
+    basis = np.column_stack(
+        [np.ones(n_angles), np.cos(theta), np.sin(theta), np.cos(2 * theta), np.sin(2 * theta)]
+    )
     outer = (basis[:, :, None] * basis[:, None, :]).reshape(n_angles, -1)  # (n_angles, 25)
     weights = valid.astype(np.float64)
     for _ in range(n_iter):

@@ -46,8 +46,14 @@ class Candidate:
         return int(np.count_nonzero(self.mask))
 
 
-def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_gap_px: float = 3.0,
-         min_elongation: float = 5.0, edge_reach_px: float = 0.0) -> list[Candidate]:
+def fuse(
+    maps: Sequence[CandidateMap],
+    *,
+    min_scratch_length_px: float,
+    merge_gap_px: float = 3.0,
+    min_elongation: float = 5.0,
+    edge_reach_px: float = 0.0,
+) -> list[Candidate]:
     """Merge candidate maps into one list of candidates (see the module docstring for the rules).
 
     edge_reach_px: how far past its ends a scratch is extended when testing which chips it
@@ -57,8 +63,11 @@ def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_ga
     blobs = [c for c in items if c.sources[0] in BLOB_DETECTORS]
     scratches = [c for c in items if c.kind == DefectKind.SCRATCH and c.sources[0] not in BLOB_DETECTORS]
     chips = [c for c in items if c.kind == DefectKind.CHIP]
-    regions = [c for c in items if c.sources[0] not in BLOB_DETECTORS
-               and c.kind not in (DefectKind.SCRATCH, DefectKind.CHIP)]
+    regions = [
+        c
+        for c in items
+        if c.sources[0] not in BLOB_DETECTORS and c.kind not in (DefectKind.SCRATCH, DefectKind.CHIP)
+    ]
 
     # a chip a scratch runs through is where that scratch crosses the edge (its mask has a gap
     # there, the guard band: test against its full centre-line band)
@@ -66,7 +75,9 @@ def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_ga
     chips = [c for c in chips if not any(_overlap(c, b) >= 0.2 * c.area for b in bands)]
     kept_scratches = []
     for s in scratches:  # rule 1
-        host = next((i for i, b in enumerate(blobs) if _overlap(s, _dilated(b, merge_gap_px)) >= 0.5 * s.area), None)
+        host = next(
+            (i for i, b in enumerate(blobs) if _overlap(s, _dilated(b, merge_gap_px)) >= 0.5 * s.area), None
+        )
         if host is None:
             kept_scratches.append(s)
         else:
@@ -74,8 +85,12 @@ def fuse(maps: Sequence[CandidateMap], *, min_scratch_length_px: float, merge_ga
     hosts = chips + kept_scratches + blobs
     # what a region must share with a host to belong to it: most of itself for a scratch's band
     # (widened by the blur) or a chip; any overlap for a large blob, which already spans it
-    reach = [_dilated(h, max(merge_gap_px, 0.5 * h.width_px if h.width_px == h.width_px else 0.0))
-             if h.kind == DefectKind.SCRATCH else h for h in hosts]
+    reach = [
+        _dilated(h, max(merge_gap_px, 0.5 * h.width_px if h.width_px == h.width_px else 0.0))
+        if h.kind == DefectKind.SCRATCH
+        else h
+        for h in hosts
+    ]
     loose = []
     for r in regions:  # rules 2 and 3
         i = next((k for k in range(len(hosts)) if _belongs(r, hosts[k], reach[k])), None)
@@ -108,7 +123,7 @@ def _candidates(cmap: CandidateMap) -> list[Candidate]:
     bounds = np.searchsorted(labels[order], np.arange(len(cmap) + 2))
     out = []
     for i in range(1, len(cmap) + 1):
-        sel = order[bounds[i]:bounds[i + 1]]
+        sel = order[bounds[i] : bounds[i + 1]]
         if sel.size == 0:
             continue
         bx, by = xs[sel], ys[sel]
@@ -116,10 +131,19 @@ def _candidates(cmap: CandidateMap) -> list[Candidate]:
         mask = np.zeros((int(by.max()) - top + 1, int(bx.max()) - left + 1), bool)
         mask[by - top, bx - left] = True
         poly = cmap.polylines[i - 1]
-        out.append(Candidate(cmap.kinds[i - 1], (cmap.detector,), float(cmap.scores[i - 1]),
-                             float(cmap.contrast_grey[i - 1]), x0 + left, y0 + top, mask,
-                             float(cmap.widths_px[i - 1]),
-                             None if poly is None else poly + np.array([x0, y0], np.float32)))
+        out.append(
+            Candidate(
+                cmap.kinds[i - 1],
+                (cmap.detector,),
+                float(cmap.scores[i - 1]),
+                float(cmap.contrast_grey[i - 1]),
+                x0 + left,
+                y0 + top,
+                mask,
+                float(cmap.widths_px[i - 1]),
+                None if poly is None else poly + np.array([x0, y0], np.float32),
+            )
+        )
     return out
 
 
@@ -130,8 +154,8 @@ def _overlap(a: Candidate, b: Candidate) -> int:
     y1 = min(a.y0 + a.mask.shape[0], b.y0 + b.mask.shape[0])
     if x1 <= x0 or y1 <= y0:
         return 0
-    sa = a.mask[y0 - a.y0:y1 - a.y0, x0 - a.x0:x1 - a.x0]
-    sb = b.mask[y0 - b.y0:y1 - b.y0, x0 - b.x0:x1 - b.x0]
+    sa = a.mask[y0 - a.y0 : y1 - a.y0, x0 - a.x0 : x1 - a.x0]
+    sb = b.mask[y0 - b.y0 : y1 - b.y0, x0 - b.x0 : x1 - b.x0]
     return int(np.count_nonzero(sa & sb))
 
 
@@ -181,7 +205,7 @@ def _union(a: Candidate, b: Candidate) -> Candidate:
     y1 = max(a.y0 + a.mask.shape[0], b.y0 + b.mask.shape[0])
     mask = np.zeros((y1 - y0, x1 - x0), bool)
     for c in (a, b):
-        mask[c.y0 - y0:c.y0 - y0 + c.mask.shape[0], c.x0 - x0:c.x0 - x0 + c.mask.shape[1]] |= c.mask
+        mask[c.y0 - y0 : c.y0 - y0 + c.mask.shape[0], c.x0 - x0 : c.x0 - x0 + c.mask.shape[1]] |= c.mask
     strongest = a if abs(a.contrast_grey) >= abs(b.contrast_grey) else b
     return replace(a, x0=x0, y0=y0, mask=mask, contrast_grey=strongest.contrast_grey)
 

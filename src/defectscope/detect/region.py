@@ -46,14 +46,20 @@ class RegionDetector:
         # beyond the last zone is enough to measure straddlers whole
         p = self.params
         window_px = max(5, int(round(p.window_um / geometry.um_per_px)))
-        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2,
-                                margin_um=p.window_um)
+        win = inspection_window(
+            geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2, margin_um=p.window_um
+        )
         roi = cv2.GaussianBlur(flatten_core(win.crop(frame.pixels), geometry, win, self.detection), (3, 3), 0)
         # (the 3x3 blur is matched to the optics' blur and halves the noise)
         n_zones = len(geometry.zones)
-        labels = zone_label_map(geometry, win, guards=fiber_guards(geometry, self.detection),
-                                outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=p.window_um),
-                                core_rim_label=n_zones + 1, core_guard_label=CORE_GUARD)
+        labels = zone_label_map(
+            geometry,
+            win,
+            guards=fiber_guards(geometry, self.detection),
+            outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=p.window_um),
+            core_rim_label=n_zones + 1,
+            core_guard_label=CORE_GUARD,
+        )
         n_bands = n_zones + 1  # the zones and the core's rim band each get their own noise
         dark, bright = rank_residuals(roi, window_px=window_px)
         min_area_px = max(1, int(np.pi * (0.5 * p.min_size_um / geometry.um_per_px) ** 2))
@@ -68,14 +74,22 @@ class RegionDetector:
                 fresh = mask & (out[box] == 0)  # where a dark and a bright region overlap, the first keeps it
                 if not fresh.any() or _sliver(fresh, p.min_sliver_length_px(geometry)):
                     continue
-                kinds.append(DefectKind.DIG if polarity == "dark" and _is_round(fresh) else DefectKind.PARTICLE)
+                kinds.append(
+                    DefectKind.DIG if polarity == "dark" and _is_round(fresh) else DefectKind.PARTICLE
+                )
                 out[box][fresh] = len(kinds)
                 scores.append(score)
                 contrasts.append(-peak if polarity == "dark" else peak)
                 if len(kinds) >= _MAX_REGIONS:
                     break
-        return CandidateMap(self.name, (win.x0, win.y0), out, tuple(kinds),
-                            np.array(scores, np.float32), np.array(contrasts, np.float32))
+        return CandidateMap(
+            self.name,
+            (win.x0, win.y0),
+            out,
+            tuple(kinds),
+            np.array(scores, np.float32),
+            np.array(contrasts, np.float32),
+        )
 
     def _thresholds(self, residual: np.ndarray, labels: np.ndarray, n_zones: int):
         """Seed and growth masks (uint8 0/255) plus the per-pixel growth threshold, from each band's noise."""
@@ -84,13 +98,17 @@ class RegionDetector:
         noise = np.maximum(spread, p.noise_floor_grey)
         hi = np.full(256, 255, np.uint8)  # OUTSIDE and GUARD (and unused labels) never pass
         lo = np.full(256, 255, np.uint8)
-        hi[1:n_zones + 1] = np.clip(np.maximum(median + p.k_sigma * noise, p.min_contrast_grey), 0, 255)[1:]
-        lo[1:n_zones + 1] = np.clip(median + p.k_sigma_low * noise, 0, 255)[1:]
+        hi[1 : n_zones + 1] = np.clip(np.maximum(median + p.k_sigma * noise, p.min_contrast_grey), 0, 255)[1:]
+        lo[1 : n_zones + 1] = np.clip(median + p.k_sigma_low * noise, 0, 255)[1:]
         # a defect straddling the core's edge grows into its (flattened) guard band, so it is
         # measured whole; nothing starts there
-        lo[CORE_GUARD] = lo[1:n_zones + 1].max()
+        lo[CORE_GUARD] = lo[1 : n_zones + 1].max()
         low = cv2.LUT(labels, lo)
-        return cv2.compare(residual, cv2.LUT(labels, hi), cv2.CMP_GT), cv2.compare(residual, low, cv2.CMP_GT), low
+        return (
+            cv2.compare(residual, cv2.LUT(labels, hi), cv2.CMP_GT),
+            cv2.compare(residual, low, cv2.CMP_GT),
+            low,
+        )
 
 
 def _regions(residual: np.ndarray, seeds: np.ndarray, grow: np.ndarray, low: np.ndarray, min_area_px: int):
@@ -107,7 +125,7 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, grow: np.ndarray, low: np.
     done = np.zeros(residual.shape, bool)
     for contour in contours[:_MAX_REGIONS]:
         x, y, w, h = cv2.boundingRect(contour)
-        if done[y:y + h, x:x + w][seeds[y:y + h, x:x + w] > 0].all():
+        if done[y : y + h, x : x + w][seeds[y : y + h, x : x + w] > 0].all():
             continue  # grown already from another seed of the same region
         pad = max(8, w, h)
         while True:

@@ -69,15 +69,21 @@ class ScratchDetector:
         p = self.params
         um = geometry.um_per_px
         length_px = max(6, int(round(p.line_length_um / um)))
-        win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=4, margin_um=_MARGIN_UM)
+        win = inspection_window(
+            geometry, frame.pixels.shape, self.detection, margin_px=4, margin_um=_MARGIN_UM
+        )
         roi = flatten_core(win.crop(frame.pixels), geometry, win, self.detection)
         if not p.enabled:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
         lines = self._find(roi, geometry, win, guards, length_px)
         dark, bright = rank_residuals(cv2.GaussianBlur(roi, (3, 3), 0), window_px=int(p.window_um / um))
-        labels_full = zone_label_map(geometry, win, guards=guards,
-                                     outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM))
+        labels_full = zone_label_map(
+            geometry,
+            win,
+            guards=guards,
+            outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM),
+        )
         usable = ((labels_full != OUTSIDE) & (labels_full != GUARD)).astype(np.uint8)
         # blur of the residual: the optics' (measured on the cladding edge) and our 3x3 Gaussian's
         psf = math.hypot(geometry.edge_sigma_px or _DEFAULT_PSF_SIGMA_PX, _PRE_BLUR_SIGMA_PX)
@@ -96,8 +102,15 @@ class ScratchDetector:
                 continue
             polyline, width_px, contrast, snr = found
             band = np.zeros(roi.shape, np.uint8)
-            cv2.polylines(band, [np.round(polyline * 16).astype(np.int32)], False, 1,
-                          thickness=max(1, int(round(width_px))), lineType=cv2.LINE_8, shift=4)
+            cv2.polylines(
+                band,
+                [np.round(polyline * 16).astype(np.int32)],
+                False,
+                1,
+                thickness=max(1, int(round(width_px))),
+                lineType=cv2.LINE_8,
+                shift=4,
+            )
             fresh = (band > 0) & (out == 0) & (usable > 0)
             if not fresh.any():
                 continue
@@ -111,9 +124,16 @@ class ScratchDetector:
             bright[wide] = 0
             explained |= wide
         n = len(scores)
-        return CandidateMap(self.name, (win.x0, win.y0), out, (DefectKind.SCRATCH,) * n,
-                            np.array(scores, np.float32), np.array(contrasts, np.float32),
-                            np.array(widths, np.float32), tuple(polylines))
+        return CandidateMap(
+            self.name,
+            (win.x0, win.y0),
+            out,
+            (DefectKind.SCRATCH,) * n,
+            np.array(scores, np.float32),
+            np.array(contrasts, np.float32),
+            np.array(widths, np.float32),
+            tuple(polylines),
+        )
 
     def _find(self, roi: np.ndarray, geometry: Geometry, win: Window, guards, length_px: int) -> list[_Line]:
         """Line candidates from oriented box averages of the half-resolution residual."""
@@ -154,12 +174,17 @@ class ScratchDetector:
             # along-row average minus across average: a line along the rows keeps most of its
             # contrast, a blob or a line crossing at another angle cancels
             along = cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT)
-            response = cv2.subtract(along, cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT),
-                                    dst=responses[k])
+            response = cv2.subtract(
+                along, cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT), dst=responses[k]
+            )
             rotations.append(rot)
-            if line_noise is None:  # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
+            if (
+                line_noise is None
+            ):  # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
                 inside = response[::2, ::2][turned[::2, ::2] != _OFFSET]
-                line_noise = max(float(np.percentile(inside, 75)) / 0.674 / _FIXED if inside.size else 0.0, 0.25)
+                line_noise = max(
+                    float(np.percentile(inside, 75)) / 0.674 / _FIXED if inside.size else 0.0, 0.25
+                )
             threshold = max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED
             hits = cv2.morphologyEx((response > threshold).astype(np.uint8), cv2.MORPH_OPEN, run_kernel)
             contours, _ = cv2.findContours(hits, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -182,14 +207,22 @@ class ScratchDetector:
         ends = np.stack([e for _, e, _ in found])  # (n, 2, 2) in rotated frames
         back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
         keep = _strongest_angle(angle_of, back.mean(axis=1), responses, np.stack(rotations))
-        lines = [_Line((b[0] + 0.5) * 2.0 - 0.5, (b[1] + 0.5) * 2.0 - 0.5, peak / line_noise,
-                       _polarity_along(polarity, b[0], b[1]))
-                 for b, (_, _, peak), ok in zip(back, found, keep) if ok]  # to full-resolution window px
+        lines = [
+            _Line(
+                (b[0] + 0.5) * 2.0 - 0.5,
+                (b[1] + 0.5) * 2.0 - 0.5,
+                peak / line_noise,
+                _polarity_along(polarity, b[0], b[1]),
+            )
+            for b, (_, _, peak), ok in zip(back, found, keep)
+            if ok
+        ]  # to full-resolution window px
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
 
 
-def _strongest_angle(angle_of: np.ndarray, points_xy: np.ndarray, responses: np.ndarray,
-                     rotations: np.ndarray) -> np.ndarray:
+def _strongest_angle(
+    angle_of: np.ndarray, points_xy: np.ndarray, responses: np.ndarray, rotations: np.ndarray
+) -> np.ndarray:
     """For each candidate, whether its own angle gives the strongest line response at its midpoint.
 
     points_xy: (n, 2) half-res window px; responses: (n_angles, D, D); rotations: (n_angles, 2, 3).
@@ -231,7 +264,7 @@ def _merge(lines: list[_Line]) -> list[_Line]:
             lens = np.hypot(ab[:, 0], ab[:, 1])
             cos = np.abs(ab @ direction) / np.maximum(lens * length, 1e-9)
             mid = (line.p0 + line.p1) / 2
-            t = np.clip(np.einsum("ij,ij->i", mid - a, ab) / np.maximum(lens ** 2, 1e-9), 0.0, 1.0)
+            t = np.clip(np.einsum("ij,ij->i", mid - a, ab) / np.maximum(lens**2, 1e-9), 0.0, 1.0)
             dist = np.hypot(*(a + t[:, None] * ab - mid).T)
             same = np.flatnonzero((cos >= cos_limit) & (dist <= 6.0) & (lens > 0))
             if same.size:
@@ -250,8 +283,15 @@ def _point_segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> floa
     return float(np.hypot(*(a + t * ab - q)))
 
 
-def _refine(line: _Line, dark: np.ndarray, bright: np.ndarray, usable: np.ndarray, psf_sigma_px: float,
-            p, um_per_px: float):
+def _refine(
+    line: _Line,
+    dark: np.ndarray,
+    bright: np.ndarray,
+    usable: np.ndarray,
+    psf_sigma_px: float,
+    p,
+    um_per_px: float,
+):
     """Follow a line candidate at full resolution: (polyline (k, 2), width px, signed contrast, snr) or None.
 
     The half-resolution candidate may cover only part of a scratch (its contrast can change
@@ -263,7 +303,9 @@ def _refine(line: _Line, dark: np.ndarray, bright: np.ndarray, usable: np.ndarra
     before = after = pad
     found = None
     for _ in range(8):
-        attempt = _follow_chord(p0, p1, before, after, dark, bright, usable, psf_sigma_px, p, um_per_px, line.sign)
+        attempt = _follow_chord(
+            p0, p1, before, after, dark, bright, usable, psf_sigma_px, p, um_per_px, line.sign
+        )
         if attempt is None:
             break
         found = attempt
@@ -280,8 +322,19 @@ def _refine(line: _Line, dark: np.ndarray, bright: np.ndarray, usable: np.ndarra
     return pts, width_px, contrast, snr
 
 
-def _follow_chord(p0: np.ndarray, p1: np.ndarray, before: float, after: float, dark: np.ndarray, bright: np.ndarray,
-                  usable: np.ndarray, psf_sigma_px: float, p, um_per_px: float, sign_hint: float = 0.0):
+def _follow_chord(
+    p0: np.ndarray,
+    p1: np.ndarray,
+    before: float,
+    after: float,
+    dark: np.ndarray,
+    bright: np.ndarray,
+    usable: np.ndarray,
+    psf_sigma_px: float,
+    p,
+    um_per_px: float,
+    sign_hint: float = 0.0,
+):
     """Sample across the chord p0-p1 (extended by `before`/`after` px) and follow the line: in the
     polarity `sign_hint` when known (-1 dark, +1 bright), else in the stronger of the two.
 
@@ -383,7 +436,7 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     ends = np.flatnonzero(short[rows] >= 0.5 * typical)
     if ends.size < 3:
         return None
-    rows = rows[ends[0]:ends[-1] + 1]
+    rows = rows[ends[0] : ends[-1] + 1]
     seen = valid_rows[rows]  # rows without data (guard bands) neither help nor hurt
     # judged row by row where single rows are well above the noise, else on the running mean
     per_row = on_line if typical >= 6.0 * noise / math.sqrt(3.0) else short
@@ -440,7 +493,7 @@ def width_from_profile(profile: np.ndarray, s: np.ndarray, psf_sigma_px: float) 
     hi = peak_i
     while hi < len(profile) - 1 and profile[hi + 1] > 0:
         hi += 1
-    area = float(profile[lo:hi + 1].sum() * step)
+    area = float(profile[lo : hi + 1].sum() * step)
     ratio = area / peak
     sigma = max(psf_sigma_px, 0.3)
     widths = np.linspace(0.05, 60.0, 1200)

@@ -10,27 +10,27 @@ from .dataset import write_dataset
 from .plan import DEGRADATIONS, PASS_FRACTION, random_scene
 from .render import SynthImage, expected_verdicts, render_scene, shipped_profiles
 from .scene import (
-                    ChipSpec,
-                    DefectSpec,
-                    DigSpec,
-                    Illumination,
-                    OilSpec,
-                    ParticleSpec,
-                    Scene,
-                    ScratchSpec,
-                    Style,
-                    default_illumination,
-                    make_scene,
+    ChipSpec,
+    DefectSpec,
+    DigSpec,
+    Illumination,
+    OilSpec,
+    ParticleSpec,
+    Scene,
+    ScratchSpec,
+    Style,
+    default_illumination,
+    make_scene,
 )
 from .truth import (
-                    TRUTH_SCHEMA,
-                    ExpectedVerdict,
-                    Truth,
-                    TruthConditions,
-                    TruthDefect,
-                    TruthGeometry,
-                    read_truth,
-                    zones_touched,
+    TRUTH_SCHEMA,
+    ExpectedVerdict,
+    Truth,
+    TruthConditions,
+    TruthDefect,
+    TruthGeometry,
+    read_truth,
+    zones_touched,
 )
 
 __all__ = [

@@ -83,11 +83,18 @@ def truth_defect(spec: DefectSpec, shape: Shape, defect_id: int, scene: Scene) -
         near = max(0.0, _dist_to_polyline((cx, cy), line) - half)
         far = float(np.hypot(line[:, 0] - cx, line[:, 1] - cy).max()) + half
         light = float(light_at(scene, np.array([mid[0]]), np.array([mid[1]]))[0])
-        return TruthDefect(id=defect_id, kind=shape.kind, centroid_xy=_r2(mid), size_um=_r4(spec.width_um),
-                           length_um=_r4(length_px * u), radial_extent_um=(_r4(near * u), _r4(far * u)),
-                           polyline_xy=tuple(_r2(p) for p in line),
-                           contrast_grey=_r2s(spec.contrast_grey * light), mask_value=defect_id,
-                           note=spec.note)
+        return TruthDefect(
+            id=defect_id,
+            kind=shape.kind,
+            centroid_xy=_r2(mid),
+            size_um=_r4(spec.width_um),
+            length_um=_r4(length_px * u),
+            radial_extent_um=(_r4(near * u), _r4(far * u)),
+            polyline_xy=tuple(_r2(p) for p in line),
+            contrast_grey=_r2s(spec.contrast_grey * light),
+            mask_value=defect_id,
+            note=spec.note,
+        )
     poly = shape.polygon_px
     (_, _), r_mec = cv2.minEnclosingCircle(poly.astype(np.float32))
     centroid = _inside_centroid(poly)
@@ -95,12 +102,21 @@ def truth_defect(spec: DefectSpec, shape: Shape, defect_id: int, scene: Scene) -
     near = 0.0 if inside else _dist_to_polyline((cx, cy), np.vstack([poly, poly[:1]]))
     far = float(np.hypot(poly[:, 0] - cx, poly[:, 1] - cy).max())
     light = float(light_at(scene, np.array([centroid[0]]), np.array([centroid[1]]))[0])
-    return TruthDefect(id=defect_id, kind=shape.kind, centroid_xy=_r2(centroid), size_um=_r4(2 * r_mec * u),
-                       radial_extent_um=(_r4(near * u), _r4(far * u)), polygon_xy=tuple(_r2(p) for p in poly),
-                       contrast_grey=_r2s(spec.contrast_grey * light), mask_value=defect_id, note=spec.note)
+    return TruthDefect(
+        id=defect_id,
+        kind=shape.kind,
+        centroid_xy=_r2(centroid),
+        size_um=_r4(2 * r_mec * u),
+        radial_extent_um=(_r4(near * u), _r4(far * u)),
+        polygon_xy=tuple(_r2(p) for p in poly),
+        contrast_grey=_r2s(spec.contrast_grey * light),
+        mask_value=defect_id,
+        note=spec.note,
+    )
 
 
 # --- shapes -------------------------------------------------------------------------------------------
+
 
 def _scratch_polyline(spec: ScratchSpec, scene: Scene) -> np.ndarray:
     p0 = np.array(scene.to_px(spec.start_um))
@@ -111,17 +127,18 @@ def _scratch_polyline(spec: ScratchSpec, scene: Scene) -> np.ndarray:
     n = np.array([d[1], -d[0]]) / max(np.hypot(*d), 1e-9)  # left of start->end in image axes (y down)
     ctrl = (p0 + p1) / 2 + 2.0 * (spec.bend_um / scene.um_per_px) * n
     t = np.linspace(0.0, 1.0, _BEND_SEGMENTS + 1)[:, None]
-    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t ** 2 * p1
+    return (1 - t) ** 2 * p0 + 2 * (1 - t) * t * ctrl + t**2 * p1
 
 
-def _blob_outline(size: float, *, irregularity: float, aspect: float, angle_deg: float, seed: int,
-                  n: int, n_harmonics: int) -> np.ndarray:
+def _blob_outline(
+    size: float, *, irregularity: float, aspect: float, angle_deg: float, seed: int, n: int, n_harmonics: int
+) -> np.ndarray:
     """Closed star-shaped outline, (n, 2), its smallest enclosing circle centred at 0 with diameter `size`."""
     rng = np.random.default_rng(seed)
     t = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     r = np.ones(n)
     for k in range(2, 2 + n_harmonics):
-        r += irregularity * rng.normal() / k ** 0.9 * np.cos(k * t + rng.uniform(0, 2 * np.pi))
+        r += irregularity * rng.normal() / k**0.9 * np.cos(k * t + rng.uniform(0, 2 * np.pi))
     r = np.maximum(r, 0.45)
     x, y = r * np.cos(t) * max(aspect, 1e-3), r * np.sin(t)
     a = math.radians(angle_deg)
@@ -133,8 +150,15 @@ def _blob_outline(size: float, *, irregularity: float, aspect: float, angle_deg:
 def _blob_px(spec: DigSpec | ParticleSpec, scene: Scene, *, n_harmonics: int) -> np.ndarray:
     size_px = spec.size_um / scene.um_per_px
     n = int(np.clip(math.pi * size_px / 2.0, 24, 160))
-    pts = _blob_outline(spec.size_um, irregularity=spec.irregularity, aspect=spec.aspect,
-                        angle_deg=spec.angle_deg, seed=spec.shape_seed, n=n, n_harmonics=n_harmonics)
+    pts = _blob_outline(
+        spec.size_um,
+        irregularity=spec.irregularity,
+        aspect=spec.aspect,
+        angle_deg=spec.angle_deg,
+        seed=spec.shape_seed,
+        n=n,
+        n_harmonics=n_harmonics,
+    )
     cx, cy = scene.to_px(spec.center_um)
     return pts / scene.um_per_px + [cx, cy]
 
@@ -180,8 +204,15 @@ def _oil_once(spec: OilSpec, scene: Scene, radius_um: float) -> Shape:
     r_px = radius_um / u
     sigma_px = max(spec.softness * r_px, 0.8)
     n = int(np.clip(math.pi * r_px, 24, 160))
-    pts = _blob_outline(2 * r_px, irregularity=spec.irregularity, aspect=1.0, angle_deg=0.0,
-                        seed=spec.shape_seed, n=n, n_harmonics=4)
+    pts = _blob_outline(
+        2 * r_px,
+        irregularity=spec.irregularity,
+        aspect=1.0,
+        angle_deg=0.0,
+        seed=spec.shape_seed,
+        n=n,
+        n_harmonics=4,
+    )
     cx, cy = scene.to_px(spec.center_um)
     ext = r_px + 3.5 * sigma_px + 2
     x0, y0 = int(math.floor(cx - ext)), int(math.floor(cy - ext))
@@ -205,11 +236,13 @@ def _oil_once(spec: OilSpec, scene: Scene, radius_um: float) -> Shape:
     mask = labels == labels[peak]
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=len).reshape(-1, 2).astype(np.float64) + [x0, y0]
-    return Shape(DefectKind.OIL, contour, _EMPTY, origin_xy=(x0, y0), field=field.astype(np.float32),
-                 field_mask=mask)
+    return Shape(
+        DefectKind.OIL, contour, _EMPTY, origin_xy=(x0, y0), field=field.astype(np.float32), field_mask=mask
+    )
 
 
 # --- geometry helpers ---------------------------------------------------------------------------------
+
 
 def _densify(line: np.ndarray, *, step_px: float) -> np.ndarray:
     out = [line[:1]]
@@ -223,7 +256,7 @@ def _densify(line: np.ndarray, *, step_px: float) -> np.ndarray:
 def _dist_to_polyline(p: tuple[float, float], line: np.ndarray) -> float:
     a, b = line[:-1], line[1:]
     d = b - a
-    L2 = np.maximum((d ** 2).sum(axis=1), 1e-12)
+    L2 = np.maximum((d**2).sum(axis=1), 1e-12)
     t = np.clip(((p[0] - a[:, 0]) * d[:, 0] + (p[1] - a[:, 1]) * d[:, 1]) / L2, 0.0, 1.0)
     q = a + d * t[:, None]
     return float(np.hypot(q[:, 0] - p[0], q[:, 1] - p[1]).min())

@@ -39,9 +39,16 @@ def planned_degradation(seed: int, index: int):
     return DEGRADATIONS[int(order[index % n])]
 
 
-def write_dataset(out_dir: str | Path, *, n: int, seed: int, profile: str | Profile = "iec-sm-upc",
-                  style: Literal["bright-ferrule", "dark-ferrule", "mixed"] = "mixed", degraded: bool = False,
-                  progress: Callable[[int, int], None] | None = None) -> list[Path]:
+def write_dataset(
+    out_dir: str | Path,
+    *,
+    n: int,
+    seed: int,
+    profile: str | Profile = "iec-sm-upc",
+    style: Literal["bright-ferrule", "dark-ferrule", "mixed"] = "mixed",
+    degraded: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Path]:
     """Write `n` synthetic end faces to `out_dir` and return the paths of their truth files.
 
     Each image i gives ``<stem>.jpg`` (JPEG quality 80-95), ``<stem>.mask.png`` (uint8 defect

@@ -32,8 +32,14 @@ from .truth import Degradation, Truth, TruthDefect
 __all__ = ["random_scene", "PASS_FRACTION", "DEGRADATIONS"]
 
 PASS_FRACTION = 0.4  # share of default scenes planned to PASS under the generation profile
-DEGRADATIONS: tuple[Degradation, ...] = ("defocus", "no-fiber", "cut-by-border", "black", "white",
-                                         "saturated")
+DEGRADATIONS: tuple[Degradation, ...] = (
+    "defocus",
+    "no-fiber",
+    "cut-by-border",
+    "black",
+    "white",
+    "saturated",
+)
 
 _SIZES = ((1152, 864, 0.7), (1024, 768, 0.2), (800, 600, 0.1))
 _CONTACT_MARGIN_UM = 5.0
@@ -51,9 +57,14 @@ class _Zone:
     rule: ZoneRule
 
 
-def random_scene(rng: np.random.Generator | int, profile: str | Profile = "iec-sm-upc", *,
-                 style: Literal["bright-ferrule", "dark-ferrule", "mixed"] = "mixed",
-                 degraded: Degradation | None = None, target: Status | None = None) -> Scene:
+def random_scene(
+    rng: np.random.Generator | int,
+    profile: str | Profile = "iec-sm-upc",
+    *,
+    style: Literal["bright-ferrule", "dark-ferrule", "mixed"] = "mixed",
+    degraded: Degradation | None = None,
+    target: Status | None = None,
+) -> Scene:
     """A random scene planned against `profile`.
 
     rng: a generator, or an int seed (then `Scene.seed` is that int). style: "mixed" draws
@@ -81,15 +92,25 @@ def random_scene(rng: np.random.Generator | int, profile: str | Profile = "iec-s
     usable = min(width - bl - br, height - bt - bb) - 6
     lo = max(_UM_PER_PX[0], 2 * contact_um / usable)
     um_per_px = float(rng.uniform(lo, max(lo, _UM_PER_PX[1])))
-    center = _pick_center(rng, width, height, ill.border_px, contact_um / um_per_px, prof, um_per_px,
-                          degraded)
-    scene = Scene(width=width, height=height,
-                  style="dark-ferrule" if variant == "dark-ferrule" else "bright-ferrule",
-                  um_per_px=round(um_per_px, 5), center_xy=center,
-                  cladding_diameter_um=prof.fiber.cladding_diameter_um, core_diameter_um=core_um,
-                  illumination=ill, noise_sigma_grey=round(float(rng.uniform(1.5, 3.0)), 3),
-                  psf_sigma_px=round(0.6 + 0.7 * float(rng.random()) ** 2.5, 3),  # mostly sharp
-                  jpeg_quality=int(rng.integers(80, 96)), seed=seed, profile=prof.name, degraded=degraded)
+    center = _pick_center(
+        rng, width, height, ill.border_px, contact_um / um_per_px, prof, um_per_px, degraded
+    )
+    scene = Scene(
+        width=width,
+        height=height,
+        style="dark-ferrule" if variant == "dark-ferrule" else "bright-ferrule",
+        um_per_px=round(um_per_px, 5),
+        center_xy=center,
+        cladding_diameter_um=prof.fiber.cladding_diameter_um,
+        core_diameter_um=core_um,
+        illumination=ill,
+        noise_sigma_grey=round(float(rng.uniform(1.5, 3.0)), 3),
+        psf_sigma_px=round(0.6 + 0.7 * float(rng.random()) ** 2.5, 3),  # mostly sharp
+        jpeg_quality=int(rng.integers(80, 96)),
+        seed=seed,
+        profile=prof.name,
+        degraded=degraded,
+    )
     if degraded is not None:
         scene = _degrade(rng, scene, degraded)
         if degraded in ("defocus", "cut-by-border", "saturated"):
@@ -104,6 +125,7 @@ def random_scene(rng: np.random.Generator | int, profile: str | Profile = "iec-s
 
 
 # --- look ---------------------------------------------------------------------------------------------
+
 
 def _pick_variant(rng: np.random.Generator, style: str) -> str:
     if style == "dark-ferrule":
@@ -131,48 +153,80 @@ def _illumination(rng: np.random.Generator, variant: str, *, multimode: bool) ->
         core_edge = float(u(0.8, 2.5))
     else:
         core_delta, core_ring, core_edge = float(u(-6, 6)), 0.0, float(u(0.2, 0.6))
-    common = dict(core_delta_grey=round(core_delta, 2), core_ring_grey=round(core_ring, 2),
-                  core_edge_um=round(core_edge, 3), rim_width_um=round(float(u(0.3, 1.2)), 3),
-                  vignette_center_frac=(round(float(u(0.4, 0.6)), 3), round(float(u(0.4, 0.6)), 3)),
-                  gradient_frac=(round(float(u(-0.06, 0.06)), 4), round(float(u(-0.06, 0.06)), 4)),
-                  mottle_frac=round(float(u(0.002, 0.006)), 4), variant=variant)
+    common = dict(
+        core_delta_grey=round(core_delta, 2),
+        core_ring_grey=round(core_ring, 2),
+        core_edge_um=round(core_edge, 3),
+        rim_width_um=round(float(u(0.3, 1.2)), 3),
+        vignette_center_frac=(round(float(u(0.4, 0.6)), 3), round(float(u(0.4, 0.6)), 3)),
+        gradient_frac=(round(float(u(-0.06, 0.06)), 4), round(float(u(-0.06, 0.06)), 4)),
+        mottle_frac=round(float(u(0.002, 0.006)), 4),
+        variant=variant,
+    )
     if variant == "dimension-scope":
         ferrule = float(u(180, 205))
         cladding = float(u(64, 95))
-        return Illumination(ferrule_grey=round(ferrule, 2), cladding_grey=round(cladding, 2),
-                            band_delta_grey=round(float(u(15, 40)) if rng.random() < 0.75 else 0.0, 2),
-                            band_width_um=round(float(u(0.8, 1.6)), 3),
-                            rim_delta_grey=round(max(float(u(-50, 8)), 15.0 - cladding), 2),
-                            rim_ragged_grey=round(float(u(0, 18)), 2),
-                            halo_grey=round(float(u(12, 40)), 2), halo_width_um=round(float(u(0.4, 0.9)), 3),
-                            grain_grey=round(float(u(1.2, 2.5)), 3),
-                            vignette_frac=round(float(u(0.04, 0.15)), 3), **common)
+        return Illumination(
+            ferrule_grey=round(ferrule, 2),
+            cladding_grey=round(cladding, 2),
+            band_delta_grey=round(float(u(15, 40)) if rng.random() < 0.75 else 0.0, 2),
+            band_width_um=round(float(u(0.8, 1.6)), 3),
+            rim_delta_grey=round(max(float(u(-50, 8)), 15.0 - cladding), 2),
+            rim_ragged_grey=round(float(u(0, 18)), 2),
+            halo_grey=round(float(u(12, 40)), 2),
+            halo_width_um=round(float(u(0.4, 0.9)), 3),
+            grain_grey=round(float(u(1.2, 2.5)), 3),
+            vignette_frac=round(float(u(0.04, 0.15)), 3),
+            **common,
+        )
     if variant == "mid-grey-vignetted":
         ferrule = float(u(140, 180))
         cladding = float(u(85, min(125, ferrule - 35)))
         border = tuple(int(rng.integers(lo, hi)) for lo, hi in ((4, 15), (0, 7), (0, 10), (0, 5)))
-        return Illumination(ferrule_grey=round(ferrule, 2), cladding_grey=round(cladding, 2),
-                            band_delta_grey=round(float(u(0, 15)), 2),
-                            band_width_um=round(float(u(0.6, 1.4)), 3),
-                            rim_delta_grey=round(float(u(-12, 4)), 2), halo_grey=round(float(u(0, 20)), 2),
-                            halo_width_um=round(float(u(0.4, 0.9)), 3),
-                            grain_grey=round(float(u(1.5, 3.0)), 3),
-                            vignette_frac=round(float(u(0.25, 0.45)), 3), border_px=border,
-                            border_grey=round(float(u(2, 20)), 2), **common)
+        return Illumination(
+            ferrule_grey=round(ferrule, 2),
+            cladding_grey=round(cladding, 2),
+            band_delta_grey=round(float(u(0, 15)), 2),
+            band_width_um=round(float(u(0.6, 1.4)), 3),
+            rim_delta_grey=round(float(u(-12, 4)), 2),
+            halo_grey=round(float(u(0, 20)), 2),
+            halo_width_um=round(float(u(0.4, 0.9)), 3),
+            grain_grey=round(float(u(1.5, 3.0)), 3),
+            vignette_frac=round(float(u(0.25, 0.45)), 3),
+            border_px=border,
+            border_grey=round(float(u(2, 20)), 2),
+            **common,
+        )
     ferrule = float(u(18, 50))
     cladding = float(u(ferrule + 30, min(ferrule + 70, 110)))
     border = (int(rng.integers(0, 12)), int(rng.integers(0, 5)), 0, 0) if rng.random() < 0.5 else (0, 0, 0, 0)
-    return Illumination(ferrule_grey=round(ferrule, 2), cladding_grey=round(cladding, 2),
-                        band_delta_grey=round(float(u(0, 8)), 2), band_width_um=round(float(u(0.6, 1.2)), 3),
-                        rim_delta_grey=round(-float(u(0, 0.15)) * (cladding - ferrule), 2), halo_grey=0.0,
-                        halo_width_um=0.5, grain_grey=round(float(u(0.7, 1.5)), 3), fiber_grain_frac=0.5,
-                        vignette_frac=round(float(u(0.1, 0.35)), 3), border_px=border, border_grey=2.0,
-                        **common)
+    return Illumination(
+        ferrule_grey=round(ferrule, 2),
+        cladding_grey=round(cladding, 2),
+        band_delta_grey=round(float(u(0, 8)), 2),
+        band_width_um=round(float(u(0.6, 1.2)), 3),
+        rim_delta_grey=round(-float(u(0, 0.15)) * (cladding - ferrule), 2),
+        halo_grey=0.0,
+        halo_width_um=0.5,
+        grain_grey=round(float(u(0.7, 1.5)), 3),
+        fiber_grain_frac=0.5,
+        vignette_frac=round(float(u(0.1, 0.35)), 3),
+        border_px=border,
+        border_grey=2.0,
+        **common,
+    )
 
 
-def _pick_center(rng: np.random.Generator, width: int, height: int, border: tuple[int, int, int, int],
-                 contact_px: float, prof: Profile, um_per_px: float,
-                 degraded: Degradation | None) -> tuple[float, float]:
+def _pick_center(
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    border: tuple[int, int, int, int],
+    contact_px: float,
+    prof: Profile,
+    um_per_px: float,
+    degraded: Degradation | None,
+) -> tuple[float, float]:
     bl, bt, br, bb = border
     lo_x, hi_x = bl + contact_px + 2, width - br - contact_px - 3
     lo_y, hi_y = bt + contact_px + 2, height - bb - contact_px - 3
@@ -220,12 +274,20 @@ def _degrade(rng: np.random.Generator, scene: Scene, kind: Degradation) -> Scene
         a = rng.uniform(0, 2 * np.pi)
         off = rng.uniform(0, 30)
         glare_xy = (round(off * math.cos(a), 3), round(off * math.sin(a), 3))
-        return replace(scene, illumination=replace(ill, glare_gain=round(gain, 4), glare_xy_um=glare_xy,
-                                                   glare_sigma_um=round(float(rng.uniform(45, 90)), 3)))
+        return replace(
+            scene,
+            illumination=replace(
+                ill,
+                glare_gain=round(gain, 4),
+                glare_xy_um=glare_xy,
+                glare_sigma_um=round(float(rng.uniform(45, 90)), 3),
+            ),
+        )
     return scene  # cut-by-border: placed by _pick_center
 
 
 # --- defect planning -------------------------------------------------------------------------------------
+
 
 class _Planner:
     """Adds defects one at a time, keeping the verdict under the generation profile in check."""
@@ -274,9 +336,15 @@ class _Planner:
     # verdict and bookkeeping
 
     def _status(self, extra: list[TruthDefect] = ()) -> Status:
-        truth = Truth(image="-", width=self.scene.width, height=self.scene.height, seed=0,
-                      style=self.scene.style, profile=self.prof.name,
-                      defects=tuple(self.truths) + tuple(extra))
+        truth = Truth(
+            image="-",
+            width=self.scene.width,
+            height=self.scene.height,
+            seed=0,
+            style=self.scene.style,
+            profile=self.prof.name,
+            defects=tuple(self.truths) + tuple(extra),
+        )
         return judge(truth.defects_for(self.prof), self.prof).status
 
     def _try_add(self, spec: DefectSpec, *, want: Status | None) -> bool:
@@ -305,9 +373,12 @@ class _Planner:
             pts = np.stack([xs + shape.origin_xy[0], ys + shape.origin_xy[1]], axis=1)
             pad = 1
         bl, bt, br, bb = self.scene.illumination.border_px
-        return bool(pts[:, 0].min() - pad >= bl and pts[:, 1].min() - pad >= bt and
-                    pts[:, 0].max() + pad <= self.scene.width - 1 - br and
-                    pts[:, 1].max() + pad <= self.scene.height - 1 - bb)
+        return bool(
+            pts[:, 0].min() - pad >= bl
+            and pts[:, 1].min() - pad >= bt
+            and pts[:, 0].max() + pad <= self.scene.width - 1 - br
+            and pts[:, 1].max() + pad <= self.scene.height - 1 - bb
+        )
 
     # levels and contrast
 
@@ -322,8 +393,9 @@ class _Planner:
         x, y = self.scene.to_px(xy_um)
         return float(light_at(self.scene, np.array([x]), np.array([y]))[0])
 
-    def _contrast(self, *, levels: list[float], floor: float, light: float, dark_p: float,
-                  cap: float = 70.0) -> float | None:
+    def _contrast(
+        self, *, levels: list[float], floor: float, light: float, dark_p: float, cap: float = 70.0
+    ) -> float | None:
         """Signed contrast at nominal light whose visible size (times `light`) is >= floor.
 
         None when neither sign has room between the local grey levels and black or white.
@@ -336,8 +408,12 @@ class _Planner:
         for s in signs:
             room = min(room_dark if s < 0 else room_bright, cap)
             if room >= floor:
-                return round(s * float(self.rng.uniform(floor, max(floor, room))) if room > floor * 1.6
-                             else s * floor * 1.05, 2)
+                return round(
+                    s * float(self.rng.uniform(floor, max(floor, room)))
+                    if room > floor * 1.6
+                    else s * floor * 1.05,
+                    2,
+                )
         return None
 
     def _scratch_floor(self, width_um: float) -> float:
@@ -365,8 +441,16 @@ class _Planner:
 
     # specs
 
-    def _scratch(self, *, distance_um: float, width_um: float, half_length_um: float, shift_um: float = 0.0,
-                 bend: bool | None = None, note: str = "") -> ScratchSpec | None:
+    def _scratch(
+        self,
+        *,
+        distance_um: float,
+        width_um: float,
+        half_length_um: float,
+        shift_um: float = 0.0,
+        bend: bool | None = None,
+        note: str = "",
+    ) -> ScratchSpec | None:
         rng = self.rng
         angle = float(rng.uniform(0, 360))
         bend_um = 0.0
@@ -386,13 +470,25 @@ class _Planner:
         cx, cy = self.scene.fiber_center_xy
         u = self.scene.um_per_px
         light = float(light_at(self.scene, cx + (mx + ux * ts) / u, cy + (my + uy * ts) / u).min())
-        c = self._contrast(levels=levels, floor=self._scratch_floor(width_um), light=light,
-                           dark_p=self._dark_p("scratch", min(rs)), cap=55.0)
+        c = self._contrast(
+            levels=levels,
+            floor=self._scratch_floor(width_um),
+            light=light,
+            dark_p=self._dark_p("scratch", min(rs)),
+            cap=55.0,
+        )
         if c is None:
             return None
         relief = round(-0.35 * c * float(rng.uniform(0.6, 1.0)), 2) if rng.random() < 0.35 else 0.0
-        return ScratchSpec(start_um=_r(start), end_um=_r(end), width_um=round(width_um, 3), contrast_grey=c,
-                           bend_um=round(bend_um, 3), relief_grey=relief, note=note)
+        return ScratchSpec(
+            start_um=_r(start),
+            end_um=_r(end),
+            width_um=round(width_um, 3),
+            contrast_grey=c,
+            bend_um=round(bend_um, 3),
+            relief_grey=relief,
+            note=note,
+        )
 
     def _clip_line(self, p, d, t0: float, t1: float) -> tuple[float, float]:
         """Clip p + t d, t in [t0, t1] (µm from the fiber centre) to the frame inside its border."""
@@ -421,25 +517,48 @@ class _Planner:
             c = self._contrast(levels=levels, floor=8.0, light=light, dark_p=self._dark_p("oil", r), cap=25.0)
             if c is None or abs(c) * light > 25.0:
                 return None
-            return OilSpec(center_um=_r(center_um), size_um=round(size_um, 3), contrast_grey=c,
-                           irregularity=round(float(rng.uniform(0.1, 0.35)), 3),
-                           softness=round(float(rng.uniform(0.2, 0.4)), 3), shape_seed=seed, note=note)
-        c = self._contrast(levels=levels, floor=self._region_floor(size_um), light=light,
-                           dark_p=self._dark_p(kind, r), cap=75.0)
+            return OilSpec(
+                center_um=_r(center_um),
+                size_um=round(size_um, 3),
+                contrast_grey=c,
+                irregularity=round(float(rng.uniform(0.1, 0.35)), 3),
+                softness=round(float(rng.uniform(0.2, 0.4)), 3),
+                shape_seed=seed,
+                note=note,
+            )
+        c = self._contrast(
+            levels=levels,
+            floor=self._region_floor(size_um),
+            light=light,
+            dark_p=self._dark_p(kind, r),
+            cap=75.0,
+        )
         if c is None:
             return None
         if kind == "dig":
-            return DigSpec(center_um=_r(center_um), size_um=round(size_um, 3), contrast_grey=c,
-                           aspect=round(float(rng.uniform(1.0, 1.4)), 3),
-                           angle_deg=round(float(rng.uniform(0, 180)), 2),
-                           irregularity=round(float(rng.uniform(0.02, 0.1)), 3), shape_seed=seed, note=note)
+            return DigSpec(
+                center_um=_r(center_um),
+                size_um=round(size_um, 3),
+                contrast_grey=c,
+                aspect=round(float(rng.uniform(1.0, 1.4)), 3),
+                angle_deg=round(float(rng.uniform(0, 180)), 2),
+                irregularity=round(float(rng.uniform(0.02, 0.1)), 3),
+                shape_seed=seed,
+                note=note,
+            )
         small = size_um / self.scene.um_per_px < 20  # a few pixels: no room for thin tips
-        return ParticleSpec(center_um=_r(center_um), size_um=round(size_um, 3), contrast_grey=c,
-                            irregularity=round(float(rng.uniform(0.1, 0.25 if small else 0.45)), 3),
-                            aspect=round(float(rng.uniform(1.0, 1.3 if small else 1.8)), 3),
-                            angle_deg=round(float(rng.uniform(0, 180)), 2),
-                            halo_grey=round(-0.2 * c, 2) if rng.random() < 0.3 else 0.0,
-                            texture=round(float(rng.uniform(0.1, 0.4)), 3), shape_seed=seed, note=note)
+        return ParticleSpec(
+            center_um=_r(center_um),
+            size_um=round(size_um, 3),
+            contrast_grey=c,
+            irregularity=round(float(rng.uniform(0.1, 0.25 if small else 0.45)), 3),
+            aspect=round(float(rng.uniform(1.0, 1.3 if small else 1.8)), 3),
+            angle_deg=round(float(rng.uniform(0, 180)), 2),
+            halo_grey=round(-0.2 * c, 2) if rng.random() < 0.3 else 0.0,
+            texture=round(float(rng.uniform(0.1, 0.4)), 3),
+            shape_seed=seed,
+            note=note,
+        )
 
     def _chip(self, *, depth_um: float, arc_um: float, note: str = "") -> ChipSpec | None:
         ill = self.scene.illumination
@@ -450,10 +569,15 @@ class _Planner:
         if room < floor:
             return None
         c = -float(self.rng.uniform(floor, max(floor, min(room, 65.0))))
-        return ChipSpec(angle_deg=round(float(self.rng.uniform(0, 360)), 2), arc_um=round(arc_um, 3),
-                        depth_um=round(depth_um, 3), contrast_grey=round(c, 2),
-                        irregularity=round(float(self.rng.uniform(0.1, 0.4)), 3),
-                        shape_seed=int(self.rng.integers(0, 2**31 - 1)), note=note)
+        return ChipSpec(
+            angle_deg=round(float(self.rng.uniform(0, 360)), 2),
+            arc_um=round(arc_um, 3),
+            depth_um=round(depth_um, 3),
+            contrast_grey=round(c, 2),
+            irregularity=round(float(self.rng.uniform(0.1, 0.4)), 3),
+            shape_seed=int(self.rng.integers(0, 2**31 - 1)),
+            note=note,
+        )
 
     def _polar(self, r_um: float) -> tuple[float, float]:
         a = float(self.rng.uniform(0, 2 * math.pi))
@@ -526,8 +650,11 @@ class _Planner:
 
     def _benign_scratch(self) -> ScratchSpec | None:
         rng = self.rng
-        forbidden = [z for z in self.zones if z.rule.scratches != "unlimited"
-                     and not any(b.max_count != 0 for b in z.rule.scratches)]
+        forbidden = [
+            z
+            for z in self.zones
+            if z.rule.scratches != "unlimited" and not any(b.max_count != 0 for b in z.rule.scratches)
+        ]
         d_min = max((z.r_out for z in forbidden), default=0.0) + 0.5
         if rng.random() < 0.85:
             d = float(rng.uniform(d_min + 4.0, max(d_min + 5.0, self.contact * 1.05)))
@@ -542,8 +669,12 @@ class _Planner:
             return None
         width = 0.5 + (limit - 0.55) * float(rng.random()) ** 1.6
         d = max(d, d_min + width / 2 + 0.5)
-        return self._scratch(distance_um=d, width_um=width, half_length_um=float(rng.uniform(12, 160)),
-                             shift_um=float(rng.normal(0, 30)))
+        return self._scratch(
+            distance_um=d,
+            width_um=width,
+            half_length_um=float(rng.uniform(12, 160)),
+            shift_um=float(rng.normal(0, 30)),
+        )
 
     def _benign_chip(self) -> ChipSpec | None:
         strict = [z for z in self.zones if z.r_out <= self.rb and z.rule.defects != "unlimited"]
@@ -608,12 +739,16 @@ class _Planner:
     def _violating_spec(self, mode: str, zone: _Zone, limit: float) -> DefectSpec | None:
         rng = self.rng
         if mode in ("scratch-any", "scratch-wide"):
-            width = float(rng.uniform(0.5, 3.0)) if mode == "scratch-any" else float(
-                rng.uniform(limit + 0.3, min(8.0, limit + 4.0)))
+            width = (
+                float(rng.uniform(0.5, 3.0))
+                if mode == "scratch-any"
+                else float(rng.uniform(limit + 0.3, min(8.0, limit + 4.0)))
+            )
             d = float(rng.uniform(max(0.0, zone.r_in - 3.0), zone.r_out - 1.0))
-            half = float(rng.uniform(max(10.0, math.sqrt(max(zone.r_in ** 2 - d ** 2, 0.0)) + 5), 150))
-            return self._scratch(distance_um=d, width_um=width, half_length_um=half,
-                                 shift_um=float(rng.normal(0, 5)))
+            half = float(rng.uniform(max(10.0, math.sqrt(max(zone.r_in**2 - d**2, 0.0)) + 5), 150))
+            return self._scratch(
+                distance_um=d, width_um=width, half_length_um=half, shift_um=float(rng.normal(0, 5))
+            )
         if mode == "defect-any":
             kind = "dig" if rng.random() < 0.5 else "particle"
             size = float(rng.uniform(_MIN_SIZE_IN_CORE_UM, min(8.0, 2 * zone.r_out)))
@@ -664,8 +799,13 @@ class _Planner:
 
     def _border_scratch_width(self, target: Status) -> bool:
         rng = self.rng
-        zones = [z for z in self.zones if z.rule.scratches not in ("unlimited", []) and z.r_in > 0
-                 and max(b.limit_um for b in z.rule.scratches) < 7.5]
+        zones = [
+            z
+            for z in self.zones
+            if z.rule.scratches not in ("unlimited", [])
+            and z.r_in > 0
+            and max(b.limit_um for b in z.rule.scratches) < 7.5
+        ]
         if not zones:
             return False
         z = zones[int(rng.integers(len(zones)))]
@@ -718,15 +858,25 @@ class _Planner:
                     if spec is None:
                         break
                     td = truth_defect(spec, shape_of(spec, self.scene), 1, self.scene)
-                    alone = Truth(image="-", width=1, height=1, seed=0, style=self.scene.style,
-                                  profile=self.prof.name, defects=(td,))
+                    alone = Truth(
+                        image="-",
+                        width=1,
+                        height=1,
+                        seed=0,
+                        style=self.scene.style,
+                        profile=self.prof.name,
+                        defects=(td,),
+                    )
                     sides[side] = (spec, judge(alone.defects_for(self.prof), self.prof).status)
                 if len(sides) < 2 or sides["inside"][1] == sides["outside"][1]:
                     continue
                 side = next(s for s, (_, st) in sides.items() if st == target)
                 spec = sides[side][0]
-                where = f"zone {inner.name}" if side == "inside" else (
-                    f"zone {inner.name}, in {outer.name}" if outer is not None else "the contact zone")
+                where = (
+                    f"zone {inner.name}"
+                    if side == "inside"
+                    else (f"zone {inner.name}, in {outer.name}" if outer is not None else "the contact zone")
+                )
                 note = f"borderline: {size:g} um {kind} {delta:.1f} um {side} {where}"
                 spec = replace(spec, note=note)
                 if self._try_add(spec, want=target if target == Status.PASS else None):
@@ -750,10 +900,9 @@ class _Planner:
 
 
 def _first_heavy(n: int) -> np.ndarray:
-    p = np.array([2.0 ** -i for i in range(n)])
+    p = np.array([2.0**-i for i in range(n)])
     return p / p.sum()
 
 
 def _r(p) -> tuple[float, float]:
     return (round(float(p[0]), 3), round(float(p[1]), 3))
-

@@ -71,8 +71,9 @@ def shipped_profiles() -> list[Profile]:
     return [load_profile(name) for name in list_profiles()]
 
 
-def render_scene(scene: Scene, *, profiles: Sequence[Profile] | None = None,
-                 name: str = "synth") -> SynthImage:
+def render_scene(
+    scene: Scene, *, profiles: Sequence[Profile] | None = None, name: str = "synth"
+) -> SynthImage:
     """Draw `scene`: pixels, label mask and truth (expected verdicts for each of `profiles`).
 
     profiles: None loads every shipped profile. name: file stem recorded in the truth
@@ -82,7 +83,8 @@ def render_scene(scene: Scene, *, profiles: Sequence[Profile] | None = None,
     profiles = list(profiles) if profiles is not None else shipped_profiles()
     # one stream per layer, so adding a defect leaves texture, light and noise unchanged
     grain_rng, light_rng, defect_rng, noise_rng, fiber_rng = (
-        np.random.default_rng([scene.seed, 0x51D7, k]) for k in range(5))
+        np.random.default_rng([scene.seed, 0x51D7, k]) for k in range(5)
+    )
     h, w = scene.height, scene.width
     ill = scene.illumination
 
@@ -117,8 +119,9 @@ def render_scene(scene: Scene, *, profiles: Sequence[Profile] | None = None,
         encoded = buf.tobytes()
         pixels = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
-    truth_defects = tuple(truth_defect(spec, shape, i, scene)
-                          for i, (spec, shape) in enumerate(shapes, start=1))
+    truth_defects = tuple(
+        truth_defect(spec, shape, i, scene) for i, (spec, shape) in enumerate(shapes, start=1)
+    )
     truth = _truth(scene, truth_defects, has_geometry, name)
     truth = truth.model_copy(update={"expected": expected_verdicts(truth, profiles)})
     return SynthImage(pixels=pixels, mask=mask, truth=truth, scene=scene, encoded=encoded)
@@ -132,8 +135,9 @@ def expected_verdicts(truth: Truth, profiles: Sequence[Profile]) -> dict[str, Ex
     out = {}
     for prof in profiles:
         if truth.degraded is not None:
-            out[prof.name] = ExpectedVerdict(status=Status.UNDETERMINED,
-                                             reasons=(f"degraded: {truth.degraded}",))
+            out[prof.name] = ExpectedVerdict(
+                status=Status.UNDETERMINED, reasons=(f"degraded: {truth.degraded}",)
+            )
         else:
             v = judge(truth.defects_for(prof), prof)
             out[prof.name] = ExpectedVerdict(status=v.status, reasons=v.reasons)
@@ -141,6 +145,7 @@ def expected_verdicts(truth: Truth, profiles: Sequence[Profile]) -> dict[str, Ex
 
 
 # --- scene layers ---------------------------------------------------------------------------------------
+
 
 def _grain(rng: np.random.Generator, h: int, w: int, std_grey: float) -> np.ndarray:
     """Fine ferrule grain: white noise at half resolution, blurred, upsampled, scaled to `std_grey`."""
@@ -231,16 +236,21 @@ def _light_field(scene: Scene, rng: np.random.Generator) -> np.ndarray:
 def _draw_border(img: np.ndarray, noise: np.ndarray, ill) -> None:
     left, top, right, bottom = ill.border_px
     h, w = img.shape
-    for sl in ((slice(None), slice(0, left)), (slice(0, top), slice(None)),
-               (slice(None), slice(w - right, w) if right else slice(0, 0)),
-               (slice(h - bottom, h) if bottom else slice(0, 0), slice(None))):
+    for sl in (
+        (slice(None), slice(0, left)),
+        (slice(0, top), slice(None)),
+        (slice(None), slice(w - right, w) if right else slice(0, 0)),
+        (slice(h - bottom, h) if bottom else slice(0, 0), slice(None)),
+    ):
         img[sl] = ill.border_grey + 0.5 * noise[sl]
 
 
 # --- defects ----------------------------------------------------------------------------------------------
 
-def _draw_defect(img: np.ndarray, mask: np.ndarray, spec, shape: Shape, label: int, scene: Scene,
-                 rng: np.random.Generator) -> None:
+
+def _draw_defect(
+    img: np.ndarray, mask: np.ndarray, spec, shape: Shape, label: int, scene: Scene, rng: np.random.Generator
+) -> None:
     if shape.kind == DefectKind.SCRATCH:
         _draw_scratch(img, mask, shape, spec, label, rng)
     elif shape.kind == DefectKind.OIL:
@@ -258,8 +268,9 @@ def _window(img: np.ndarray, x0: int, y0: int, x1: int, y1: int):
     return ((slice(cy0, cy1), slice(cx0, cx1)), (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0)))
 
 
-def _draw_scratch(img: np.ndarray, mask: np.ndarray, shape: Shape, spec: ScratchSpec, label: int,
-                  rng: np.random.Generator) -> None:
+def _draw_scratch(
+    img: np.ndarray, mask: np.ndarray, shape: Shape, spec: ScratchSpec, label: int, rng: np.random.Generator
+) -> None:
     line = shape.polyline_px
     half = shape.width_px / 2.0
     reach = half + 2.5
@@ -296,8 +307,15 @@ def _draw_scratch(img: np.ndarray, mask: np.ndarray, shape: Shape, spec: Scratch
     mask[frame_sl][inside] = label
 
 
-def _segment_distance(dist: np.ndarray, along: np.ndarray, left: np.ndarray, p: np.ndarray, q: np.ndarray,
-                      reach: float, s_start: float) -> None:
+def _segment_distance(
+    dist: np.ndarray,
+    along: np.ndarray,
+    left: np.ndarray,
+    p: np.ndarray,
+    q: np.ndarray,
+    reach: float,
+    s_start: float,
+) -> None:
     """Lower `dist` to the distance from segment p-q (patch coordinates) where that is closer.
 
     Where it does, `along` gets the arc length of the nearest point and `left` the side.
@@ -332,8 +350,9 @@ def _coverage(poly_patch: np.ndarray, shape_hw: tuple[int, int], ss: int) -> np.
     return cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
-def _draw_region(img: np.ndarray, mask: np.ndarray, shape: Shape, spec, label: int, scene: Scene,
-                 rng: np.random.Generator) -> None:
+def _draw_region(
+    img: np.ndarray, mask: np.ndarray, shape: Shape, spec, label: int, scene: Scene, rng: np.random.Generator
+) -> None:
     poly = shape.polygon_px
     (mx, my), mr = cv2.minEnclosingCircle(poly.astype(np.float32))
     ring_px = 0.0
@@ -387,21 +406,37 @@ def _draw_oil(img: np.ndarray, mask: np.ndarray, shape: Shape, spec: OilSpec, la
 
 # --- truth ----------------------------------------------------------------------------------------------
 
+
 def _truth(scene: Scene, defects: tuple[TruthDefect, ...], has_geometry: bool, name: str) -> Truth:
     geometry = None
     if has_geometry:
         core = scene.core_radius_px
-        geometry = TruthGeometry(center_xy=tuple(round(v, 4) for v in scene.fiber_center_xy),
-                                 cladding_radius_px=round(scene.cladding_radius_px, 4),
-                                 core_radius_px=None if core is None else round(core, 4),
-                                 um_per_px=scene.um_per_px)
+        geometry = TruthGeometry(
+            center_xy=tuple(round(v, 4) for v in scene.fiber_center_xy),
+            cladding_radius_px=round(scene.cladding_radius_px, 4),
+            core_radius_px=None if core is None else round(core, 4),
+            um_per_px=scene.um_per_px,
+        )
     ill = scene.illumination
-    conditions = TruthConditions(variant=ill.variant, psf_sigma_px=round(scene.psf_sigma_px, 3),
-                                 noise_sigma_grey=round(scene.noise_sigma_grey, 3),
-                                 jpeg_quality=scene.jpeg_quality,
-                                 ferrule_grey=round(ill.ferrule_grey * ill.exposure, 2),
-                                 cladding_grey=round(ill.cladding_grey * ill.exposure, 2))
+    conditions = TruthConditions(
+        variant=ill.variant,
+        psf_sigma_px=round(scene.psf_sigma_px, 3),
+        noise_sigma_grey=round(scene.noise_sigma_grey, 3),
+        jpeg_quality=scene.jpeg_quality,
+        ferrule_grey=round(ill.ferrule_grey * ill.exposure, 2),
+        cladding_grey=round(ill.cladding_grey * ill.exposure, 2),
+    )
     ext = ".jpg" if scene.jpeg_quality is not None else ".png"
-    return Truth(image=f"{name}{ext}", mask=f"{name}.mask.png", width=scene.width, height=scene.height,
-                 seed=scene.seed, style=scene.style, profile=scene.profile, degraded=scene.degraded,
-                 geometry=geometry, defects=defects, conditions=conditions)
+    return Truth(
+        image=f"{name}{ext}",
+        mask=f"{name}.mask.png",
+        width=scene.width,
+        height=scene.height,
+        seed=scene.seed,
+        style=scene.style,
+        profile=scene.profile,
+        degraded=scene.degraded,
+        geometry=geometry,
+        defects=defects,
+        conditions=conditions,
+    )

@@ -93,9 +93,19 @@ class ScratchSpec:
     note: str = ""
 
     @classmethod
-    def chord(cls, *, distance_um: float, angle_deg: float, half_length_um: float, width_um: float,
-              contrast_grey: float = -30.0, shift_um: float = 0.0, bend_um: float = 0.0,
-              relief_grey: float = 0.0, note: str = "") -> ScratchSpec:
+    def chord(
+        cls,
+        *,
+        distance_um: float,
+        angle_deg: float,
+        half_length_um: float,
+        width_um: float,
+        contrast_grey: float = -30.0,
+        shift_um: float = 0.0,
+        bend_um: float = 0.0,
+        relief_grey: float = 0.0,
+        note: str = "",
+    ) -> ScratchSpec:
         """A scratch along a line `distance_um` from the fiber centre, running at `angle_deg`.
 
         The foot of the perpendicular from the centre sits at `shift_um` along the line; the
@@ -105,9 +115,15 @@ class ScratchSpec:
         ux, uy = math.cos(a), math.sin(a)
         nx, ny = -uy, ux
         mx, my = nx * distance_um + ux * shift_um, ny * distance_um + uy * shift_um
-        return cls(start_um=(mx - ux * half_length_um, my - uy * half_length_um),
-                   end_um=(mx + ux * half_length_um, my + uy * half_length_um), width_um=width_um,
-                   contrast_grey=contrast_grey, bend_um=bend_um, relief_grey=relief_grey, note=note)
+        return cls(
+            start_um=(mx - ux * half_length_um, my - uy * half_length_um),
+            end_um=(mx + ux * half_length_um, my + uy * half_length_um),
+            width_um=width_um,
+            contrast_grey=contrast_grey,
+            bend_um=bend_um,
+            relief_grey=relief_grey,
+            note=note,
+        )
 
 
 @dataclass(frozen=True)
@@ -247,23 +263,43 @@ def default_illumination(style: Style, *, multimode: bool = False) -> Illuminati
     multimode: give the (50 µm) core a clearly visible contrast instead of a barely visible one.
     """
     if style == "bright-ferrule":
-        return Illumination(core_delta_grey=-12.0 if multimode else 3.0,
-                            core_ring_grey=6.0 if multimode else 0.0,
-                            core_edge_um=1.2 if multimode else 0.3)
+        return Illumination(
+            core_delta_grey=-12.0 if multimode else 3.0,
+            core_ring_grey=6.0 if multimode else 0.0,
+            core_edge_um=1.2 if multimode else 0.3,
+        )
     if style == "dark-ferrule":
-        return Illumination(ferrule_grey=34.0, cladding_grey=82.0, core_delta_grey=16.0 if multimode else 3.0,
-                            core_edge_um=1.2 if multimode else 0.3, band_delta_grey=0.0, rim_delta_grey=-14.0,
-                            rim_width_um=0.6, halo_grey=0.0, grain_grey=1.0, vignette_frac=0.2,
-                            variant="dark-ferrule")
+        return Illumination(
+            ferrule_grey=34.0,
+            cladding_grey=82.0,
+            core_delta_grey=16.0 if multimode else 3.0,
+            core_edge_um=1.2 if multimode else 0.3,
+            band_delta_grey=0.0,
+            rim_delta_grey=-14.0,
+            rim_width_um=0.6,
+            halo_grey=0.0,
+            grain_grey=1.0,
+            vignette_frac=0.2,
+            variant="dark-ferrule",
+        )
     raise ValueError(f"unknown style {style!r}; expected 'bright-ferrule' or 'dark-ferrule'")
 
 
-def make_scene(profile: str | Profile = "iec-sm-upc", *, style: Style = "bright-ferrule",
-               um_per_px: float = 0.45, width: int = 1152, height: int = 864,
-               center_xy: tuple[float, float] | None = None,
-               defects: tuple[DefectSpec, ...] | list[DefectSpec] = (), seed: int = 0,
-               noise_sigma_grey: float = 2.0, psf_sigma_px: float = 0.9, jpeg_quality: int | None = None,
-               illumination: Illumination | None = None) -> Scene:
+def make_scene(
+    profile: str | Profile = "iec-sm-upc",
+    *,
+    style: Style = "bright-ferrule",
+    um_per_px: float = 0.45,
+    width: int = 1152,
+    height: int = 864,
+    center_xy: tuple[float, float] | None = None,
+    defects: tuple[DefectSpec, ...] | list[DefectSpec] = (),
+    seed: int = 0,
+    noise_sigma_grey: float = 2.0,
+    psf_sigma_px: float = 0.9,
+    jpeg_quality: int | None = None,
+    illumination: Illumination | None = None,
+) -> Scene:
     """A hand-built scene for `profile`'s fiber (cladding and core diameters), no randomness but `seed`.
 
     Example: a 3.5 µm scratch across zone B of a bright-ferrule SM fiber at 0.45 µm/px::
@@ -274,7 +310,19 @@ def make_scene(profile: str | Profile = "iec-sm-upc", *, style: Style = "bright-
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     core = prof.fiber.core_diameter_um
     ill = illumination or default_illumination(style, multimode=core is not None and core > 20)
-    return Scene(width=width, height=height, style=style, um_per_px=um_per_px, center_xy=center_xy,
-                 cladding_diameter_um=prof.fiber.cladding_diameter_um, core_diameter_um=core,
-                 illumination=ill, noise_sigma_grey=noise_sigma_grey, psf_sigma_px=psf_sigma_px,
-                 jpeg_quality=jpeg_quality, defects=tuple(defects), seed=seed, profile=prof.name)
+    return Scene(
+        width=width,
+        height=height,
+        style=style,
+        um_per_px=um_per_px,
+        center_xy=center_xy,
+        cladding_diameter_um=prof.fiber.cladding_diameter_um,
+        core_diameter_um=core,
+        illumination=ill,
+        noise_sigma_grey=noise_sigma_grey,
+        psf_sigma_px=psf_sigma_px,
+        jpeg_quality=jpeg_quality,
+        defects=tuple(defects),
+        seed=seed,
+        profile=prof.name,
+    )

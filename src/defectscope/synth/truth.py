@@ -18,8 +18,16 @@ from ..judge import strictest_zone
 from ..profile import Profile
 from ..records import Defect, DefectKind, Status
 
-__all__ = ["TRUTH_SCHEMA", "TruthGeometry", "TruthDefect", "TruthConditions", "ExpectedVerdict", "Truth",
-           "read_truth", "zones_touched"]
+__all__ = [
+    "TRUTH_SCHEMA",
+    "TruthGeometry",
+    "TruthDefect",
+    "TruthConditions",
+    "ExpectedVerdict",
+    "Truth",
+    "read_truth",
+    "zones_touched",
+]
 
 TRUTH_SCHEMA = "defectscope.truth/1"
 
@@ -42,7 +50,9 @@ class TruthDefect(_Model):
     id: int = Field(ge=1)
     kind: DefectKind
     centroid_xy: tuple[float, float]  # scratches: the midpoint along the polyline
-    size_um: float = Field(ge=0)  # scratch: width; others: smallest enclosing circle diameter of the drawn shape
+    size_um: float = Field(
+        ge=0
+    )  # scratch: width; others: smallest enclosing circle diameter of the drawn shape
     length_um: float | None = None  # scratches only
     radial_extent_um: tuple[float, float]  # nearest and farthest distance of the defect from the fiber centre
     polygon_xy: tuple[tuple[float, float], ...] = ()  # outline of a region defect
@@ -99,9 +109,21 @@ class Truth(_Model):
             if not touched:
                 continue  # entirely outside the inspected area
             zone = strictest_zone(profile, t.kind, t.size_um, touched)
-            out.append(Defect(id=t.id, kind=t.kind, zone=zone, zones=touched, centroid_xy=t.centroid_xy,
-                              bbox_xywh=(0, 0, 0, 0), area_px=0, size_um=t.size_um, length_um=t.length_um,
-                              confidence=1.0, source=("truth",)))
+            out.append(
+                Defect(
+                    id=t.id,
+                    kind=t.kind,
+                    zone=zone,
+                    zones=touched,
+                    centroid_xy=t.centroid_xy,
+                    bbox_xywh=(0, 0, 0, 0),
+                    area_px=0,
+                    size_um=t.size_um,
+                    length_um=t.length_um,
+                    confidence=1.0,
+                    source=("truth",),
+                )
+            )
         return out
 
 
@@ -123,4 +145,6 @@ def read_truth(path: str | Path) -> Truth:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise TruthFormatError(f"{path}: not a defectscope truth file: field {where}: {first['msg']}") from None
+        raise TruthFormatError(
+            f"{path}: not a defectscope truth file: field {where}: {first['msg']}"
+        ) from None
