@@ -282,6 +282,7 @@ def _refine_edge(
     contrast: float,
     *,
     window_px: float | None = None,
+    measure_blur: bool = True,
 ) -> EdgeFit | None:
     """Sub-pixel circular edge fit at full resolution around a coarse circle; None when untrustworthy.
 
@@ -305,7 +306,9 @@ def _refine_edge(
         window = 3.0
     kept_resid = residual[kept]
     rms = float(np.sqrt(np.mean(kept_resid**2))) if kept_resid.size else float("inf")
-    sigma, contrast = _edge_blur(pixels, (cx, cy), expected, sign)
+    sigma, contrast = (
+        _edge_blur(pixels, (cx, cy), expected, sign) if measure_blur else (float("nan"), contrast)
+    )
     return EdgeFit(
         (float(cx), float(cy)),
         float(radius_px),
@@ -513,7 +516,9 @@ def _core_circle(pixels: np.ndarray, fit: EdgeFit) -> tuple[tuple[float, float] 
     if step is None:
         return None, None
     radius, contrast = step
-    core = _refine_edge(pixels, fit.center_xy, radius, contrast, window_px=max(3.0, 0.08 * radius))
+    core = _refine_edge(
+        pixels, fit.center_xy, radius, contrast, window_px=max(3.0, 0.08 * radius), measure_blur=False
+    )
     if core is None or core.coverage < 0.5 or core.rms_px > 1.5 or abs(core.radius_px - radius) > 3:
         return fit.center_xy, radius  # visible in the median profile but not fittable: assume concentric
     return (round(core.center_xy[0], 3), round(core.center_xy[1], 3)), core.radius_px
@@ -535,14 +540,16 @@ def _core_step(pixels: np.ndarray, fit: EdgeFit) -> tuple[float, float] | None:
         return None
     noise = 1.4826 * np.median(np.abs(np.diff(prof[lo:hi]))) + 0.5
     mag = np.abs(deriv)
-    peaks = [i for i in range(lo, hi) if mag[i] >= mag[i - 1] and mag[i] > mag[i + 1]]
-    best, best_step = None, max(4.0, 6.0 * noise)
-    for i in peaks:
-        step = float(np.median(smooth[i + 3 : i + 9]) - np.median(smooth[i - 8 : i - 2]))
-        if abs(step) > abs(best_step) and np.sign(step) == np.sign(deriv[i]):
-            best, best_step = i, step
-    if best is None:
+    i = np.arange(lo, hi)
+    peaks = i[(mag[i] >= mag[i - 1]) & (mag[i] > mag[i + 1])]
+    # level change across each slope peak: mean 3-8 px outside minus mean 3-8 px inside
+    csum = np.concatenate([[0.0], np.cumsum(smooth)])
+    steps = (csum[peaks + 9] - csum[peaks + 3]) / 6 - (csum[peaks - 2] - csum[peaks - 8]) / 6
+    ok = (np.abs(steps) > max(4.0, 6.0 * noise)) & (np.sign(steps) == np.sign(deriv[peaks]))
+    if not ok.any():
         return None
+    k = int(np.argmax(np.where(ok, np.abs(steps), -1.0)))
+    best, best_step = int(peaks[k]), float(steps[k])
     l, c, r = mag[best - 1], mag[best], mag[best + 1]  # parabola through the slope peak
     denom = l - 2 * c + r
     frac = 0.5 * (l - r) / denom if denom < 0 else 0.0

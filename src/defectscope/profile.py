@@ -124,7 +124,7 @@ class ScratchParams(_Model):
     """Scratches: oriented line filters (box averages along n_angles directions) on the residual."""
 
     enabled: bool = True
-    n_angles: int = Field(default=12, ge=4, le=36)
+    n_angles: int = Field(default=12, ge=4, le=36, multiple_of=2)  # each warp serves theta and theta + 90
     line_length_um: float = Field(
         default=16.0, gt=0
     )  # averaging length: longer finds fainter, straighter lines

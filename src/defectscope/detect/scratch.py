@@ -165,26 +165,34 @@ class ScratchDetector:
         # in each rotated frame a scratch along the rows is a long horizontal run: opening with a
         # row segment keeps it and cuts away lines crossing it at other angles
         run_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_run, 1))
-        responses = np.empty((p.n_angles, side, side), np.uint16)
-        rotations, found = [], []
-        for k in range(p.n_angles):
-            rot = cv2.getRotationMatrix2D(centre, 180.0 * k / p.n_angles, 1.0)
+        n = p.n_angles
+        responses = np.empty((n, side, side), np.uint16)
+        alongs = np.empty((n, side, side), np.uint16)
+        rotations: list[np.ndarray] = [np.zeros((2, 3))] * n
+        found: list[tuple[int, np.ndarray, float]] = []
+        # one warp serves two directions: in the frame turned by theta a line at theta runs along
+        # the rows and a line at theta + 90 deg along the columns (read through the transpose)
+        for k in range(n // 2):
+            rot = cv2.getRotationMatrix2D(centre, 180.0 * k / n, 1.0)
             rot[:, 2] += (side / 2 - centre[0], side / 2 - centre[1])
             turned = cv2.warpAffine(fixed, rot, (side, side), flags=cv2.INTER_LINEAR, borderValue=_OFFSET)
             # along-row average minus across average: a line along the rows keeps most of its
             # contrast, a blob or a line crossing at another angle cancels
-            along = cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT)
-            response = cv2.subtract(
-                along, cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT), dst=responses[k]
-            )
-            rotations.append(rot)
+            along_rows = cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT, dst=alongs[k])
+            along_cols = cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT)
+            cv2.subtract(along_rows, along_cols, dst=responses[k])
+            responses[k + n // 2] = cv2.subtract(along_cols, along_rows).T
+            alongs[k + n // 2] = along_cols.T
+            rotations[k], rotations[k + n // 2] = rot, rot[[1, 0], :]
             if (
                 line_noise is None
             ):  # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
-                inside = response[::2, ::2][turned[::2, ::2] != _OFFSET]
+                inside = responses[k][::2, ::2][turned[::2, ::2] != _OFFSET]
                 line_noise = max(
                     float(np.percentile(inside, 75)) / 0.674 / _FIXED if inside.size else 0.0, 0.25
                 )
+        for k in range(n):
+            response, along = responses[k], alongs[k]
             threshold = max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED
             hits = cv2.morphologyEx((response > threshold).astype(np.uint8), cv2.MORPH_OPEN, run_kernel)
             contours, _ = cv2.findContours(hits, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
@@ -207,6 +215,11 @@ class ScratchDetector:
         ends = np.stack([e for _, e, _ in found])  # (n, 2, 2) in rotated frames
         back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
         keep = _strongest_angle(angle_of, back.mean(axis=1), responses, np.stack(rotations))
+        # a line whose across-profile never lies wholly in the inspected area runs along a guard
+        # band (the fiber's own edge): nothing to follow there
+        usable_half = (labels != OUTSIDE) & (labels != GUARD)
+        reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) / 2
+        keep &= np.array([_followable(b[0], b[1], usable_half, reach_half) for b in back])
         lines = [
             _Line(
                 (b[0] + 0.5) * 2.0 - 0.5,
@@ -218,6 +231,23 @@ class ScratchDetector:
             if ok
         ]  # to full-resolution window px
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
+
+
+def _followable(a: np.ndarray, b: np.ndarray, usable: np.ndarray, reach: float) -> bool:
+    """Whether somewhere along segment a-b (half-res px) the profile across it is wholly usable."""
+    direction = b - a
+    length = float(np.hypot(*direction))
+    if length == 0:
+        return False
+    normal = np.array([-direction[1], direction[0]]) / length
+    along = a[None, :] + np.linspace(0.0, 1.0, 16)[:, None] * direction[None, :]
+    across = np.linspace(-reach, reach, 5)
+    pts = np.rint(along[:, None, :] + across[None, :, None] * normal[None, None, :]).astype(int)  # (16, 5, 2)
+    h, w = usable.shape
+    inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
+    ok = np.zeros(inside.shape, bool)
+    ok[inside] = usable[pts[..., 1][inside], pts[..., 0][inside]]
+    return int(ok.all(axis=1).sum()) >= 2
 
 
 def _strongest_angle(
