@@ -125,7 +125,12 @@ def test_clean_labelled_images_are_never_passed_without_inspection(labelled_clea
         _never_pass_uninspected(report)
 
 
-@pytest.mark.xfail(strict=False, reason="engine tuning in progress")
+@pytest.mark.xfail(
+    strict=False,
+    reason="3 of 11 clean-labelled multimode images FAIL on a zone-A 'defect' 21-38 um wide: the "
+    "core's central index dip is deeper than detection.max_core_glow_grey (10), which we keep so a "
+    "film on the core centre is not flattened away (README, Known limitations)",
+)
 def test_clean_labelled_images_all_pass(labelled_clean):
     not_passed = {
         name: (r.verdict.status.value, r.verdict.reasons[:2])

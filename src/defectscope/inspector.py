@@ -150,6 +150,7 @@ class Inspector:
             maps,
             min_scratch_length_px=params.scratch.min_length_um / geometry.um_per_px,
             merge_gap_px=params.merge_gap_um / geometry.um_per_px,
+            scratch_join_gap_px=params.scratch.max_join_gap_um / geometry.um_per_px,
             edge_reach_px=(params.chip.max_depth_um + params.edge_guard_outer_um) / geometry.um_per_px,
         )
         defects = measure(candidates, geometry, self.profile)

@@ -136,6 +136,9 @@ class ScratchParams(_Model):
     min_length_um: float = Field(default=_SCRATCH_MIN_LENGTH_UM, gt=0)
     min_elongation: float = Field(default=4.0, gt=1)  # length over width
     max_width_um: float = Field(default=10.0, gt=0)
+    # collinear scratch pieces this close are one scratch (residuals fail in the guard bands and
+    # where a line crosses a particle, splitting one scratch into pieces)
+    max_join_gap_um: float = Field(default=30.0, ge=0)
 
 
 class OilParams(_Model):

@@ -23,6 +23,7 @@ __all__ = [
     "inspection_window",
     "fiber_guards",
     "zone_label_map",
+    "domain_rank_residuals",
     "rank_residuals",
     "zone_noise",
     "components",
@@ -239,6 +240,110 @@ def _smooth_radial(profile: np.ndarray, radii: np.ndarray, r_max: float) -> np.n
         resid = v - np.polyval(coeffs, x)
         keep = np.abs(resid) < 2.5 * (1.4826 * np.median(np.abs(resid[keep])) + 0.5)  # drop a dig's radii
     return coeffs
+
+
+def domain_rank_residuals(
+    pixels: np.ndarray,
+    *,
+    window_px: int,
+    geometry: Geometry,
+    window: Window,
+    params: DetectionParams,
+    scale: float = 1.0,
+    plain_bright: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`rank_residuals` computed separately for the fiber and the ferrule.
+
+    A closing fills every dark gap narrower than its window -- also the gap between a bright
+    scratch and the bright ferrule across the cladding edge, or between a particle and the
+    fiber -- and an opening does the same with bright gaps. Each domain is therefore filtered on
+    an image where everything outside it (the other domain and the edge guard band) is replaced
+    by the domain's own level at its edge, direction by direction; the residuals are 0 in the
+    guard band. `pixels` is `window` of the frame, resampled by `scale`.
+    plain_bright: bright residual = pixels - opening (no closing first): what a bright line's
+    width is measured on (a closing-then-opening shaves the inner side of a curved bright line).
+    """
+    h, w = pixels.shape
+    cx, cy = window.local_xy(geometry.center_xy)
+    cx, cy = (cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5
+    radius = geometry.cladding_radius_px * scale
+    inner = radius - params.edge_guard_inner_um / geometry.um_per_px * scale
+    outer = radius + params.edge_guard_outer_um / geometry.um_per_px * scale
+    band = max(3.0, float(window_px))
+    levels = _edge_levels(pixels, (cx, cy), inner, outer, band)
+    if levels is None:
+        return rank_residuals(pixels, window_px=window_px)
+    fiber = np.zeros((h, w), np.uint8)
+    cv2.circle(fiber, (round(cx * _ONE), round(cy * _ONE)), max(0, round(inner * _ONE)), 1, -1, shift=_SHIFT)
+    ferrule = np.ones((h, w), np.uint8)
+    cv2.circle(ferrule, (round(cx * _ONE), round(cy * _ONE)), round(outer * _ONE), 0, -1, shift=_SHIFT)
+    dark = np.zeros((h, w), np.uint8)
+    bright = np.zeros((h, w), np.uint8)
+    size = max(3, int(window_px) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    # the fiber is filtered only around its disc (a fraction of the window), the ferrule everywhere
+    reach = int(np.ceil(inner)) + size
+    fiber_box = (
+        slice(max(0, int(cy) - reach), max(0, int(cy) + reach + 1)),
+        slice(max(0, int(cx) - reach), max(0, int(cx) + reach + 1)),
+    )
+    for mask, fill, box in ((fiber, levels[0], fiber_box), (ferrule, levels[1], np.s_[:, :])):
+        inside = mask[box] > 0
+        filled = np.where(inside, pixels[box], fill[box])
+        if plain_bright:
+            d = cv2.subtract(cv2.morphologyEx(filled, cv2.MORPH_CLOSE, kernel), filled)
+            b = cv2.subtract(filled, cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel))
+        else:
+            d, b = rank_residuals(filled, window_px=window_px)
+        np.copyto(dark[box], d, where=inside)
+        np.copyto(bright[box], b, where=inside)
+    return dark, bright
+
+
+_LEVEL_BINS = 72  # 5 degree directions for the edge levels
+
+
+def _edge_levels(
+    pixels: np.ndarray, centre_xy: tuple[float, float], inner: float, outer: float, band: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(fiber fill, ferrule fill), each (h, w) uint8: per direction, the median grey of a band
+    `band` px wide just inside the guard (fiber) and just outside it (ferrule), smoothed over
+    25 degrees so a defect in the band does not set it. Computed on a coarse grid and upsampled:
+    the levels vary slowly with direction. None when either band is empty."""
+    h, w = pixels.shape
+    step = max(1, int(min(h, w) / 160))
+    ys, xs = np.mgrid[0:h:step, 0:w:step].astype(np.float32)
+    dx, dy = xs - centre_xy[0], ys - centre_xy[1]
+    r = cv2.magnitude(dx, dy)
+    bins = (cv2.phase(dx, dy) * (_LEVEL_BINS / (2 * np.pi))).astype(np.int32) % _LEVEL_BINS
+    small = pixels[::step, ::step]
+    fills = []
+    for lo, hi in ((inner - band, inner), (outer, outer + band)):
+        sel = (r >= max(lo, 0.0)) & (r < hi)
+        if sel.sum() < _LEVEL_BINS:
+            return None
+        level = _median_by_bin(small[sel], bins[sel], _LEVEL_BINS)
+        if level is None:
+            return None
+        fill = level.round().clip(0, 255).astype(np.uint8)[bins]
+        fills.append(cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR))
+    return fills[0], fills[1]
+
+
+def _median_by_bin(values: np.ndarray, bins: np.ndarray, n_bins: int) -> np.ndarray | None:
+    """Per-bin median of `values`, empty bins interpolated circularly, then a 5-bin circular
+    median; None when no bin holds enough values."""
+    order = np.lexsort((values, bins))  # by bin, then by value: each bin's median is its middle
+    bounds = np.searchsorted(bins[order], np.arange(n_bins + 1))
+    lo, hi = bounds[:-1], bounds[1:]
+    ok = hi - lo >= 3
+    if not ok.any():
+        return None
+    middle = values[order][np.where(ok, (lo + hi - 1) // 2, 0)]
+    idx = np.arange(n_bins)
+    level = np.interp(idx, idx[ok], middle[ok], period=n_bins)
+    extended = np.concatenate([level[-2:], level, level[:2]])
+    return np.median(np.stack([extended[i : i + n_bins] for i in range(5)]), axis=0)
 
 
 def rank_residuals(pixels: np.ndarray, *, window_px: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,14 +1,17 @@
 """Fusion: merge what several detectors propose into one list of candidates.
 
 Rules, in order:
-0. a chip a scratch runs through (>= 20 % of it) is where the scratch crosses the cladding edge;
-1. a scratch lying mostly (>= 50 %) inside a large blob is that blob's rim, not a scratch;
+1. a blob lying largely (>= 40 %) along a scratch (within 4 merge gaps) is the scratch's halo;
+   a scratch lying mostly (>= 50 %) inside a remaining large blob is that blob's rim;
 2. a region lying mostly (>= 60 % of its pixels) in a scratch's band (widened by the blur) is
    part of that scratch (a dig on a scratch, mostly outside its thin band, stays a dig);
-3. a region lying mostly in a chip, or overlapping a large blob at all, is part of it;
+3. a region lying mostly in a chip or a large blob is part of it;
 4. regions of the same polarity closer than `merge_gap_px` are fragments of one feature
    (the rim of a particle wider than the region detector's window) and are merged;
-5. a region that is long and thin is a scratch the line detector did not follow.
+5. a region that is long and thin is a scratch the line detector did not follow;
+6. collinear scratch pieces less than `scratch_join_gap_px` apart are one scratch (residuals
+   fail in the guard bands, splitting a scratch that crosses them);
+7. a chip any scratch's centre line runs into is where that scratch crosses the cladding edge.
 Whatever merges keeps every detector's name in `sources`.
 """
 
@@ -53,6 +56,7 @@ def fuse(
     merge_gap_px: float = 3.0,
     min_elongation: float = 5.0,
     edge_reach_px: float = 0.0,
+    scratch_join_gap_px: float = 0.0,
 ) -> list[Candidate]:
     """Merge candidate maps into one list of candidates (see the module docstring for the rules).
 
@@ -68,23 +72,9 @@ def fuse(
         for c in items
         if c.sources[0] not in BLOB_DETECTORS and c.kind not in (DefectKind.SCRATCH, DefectKind.CHIP)
     ]
-
-    # a chip a scratch runs through is where that scratch crosses the edge (its mask has a gap
-    # there, the guard band: test against its full centre-line band)
-    bands = [_line_band(s, merge_gap_px, extend_px=edge_reach_px) for s in scratches]
-    chips = [c for c in chips if not any(_overlap(c, b) >= 0.2 * c.area for b in bands)]
-    kept_scratches = []
-    for s in scratches:  # rule 1
-        host = next(
-            (i for i, b in enumerate(blobs) if _overlap(s, _dilated(b, merge_gap_px)) >= 0.5 * s.area), None
-        )
-        if host is None:
-            kept_scratches.append(s)
-        else:
-            blobs[host] = _absorb(blobs[host], s, grow=False)
-    hosts = chips + kept_scratches + blobs
-    # what a region must share with a host to belong to it: most of itself for a scratch's band
-    # (widened by the blur) or a chip; any overlap for a large blob, which already spans it
+    scratches, blobs = _scratches_and_blobs(scratches, blobs, merge_gap_px)  # rule 1
+    hosts = chips + scratches + blobs
+    # a region belongs to a scratch if it lies mostly in its band, widened by the blur
     reach = [
         _dilated(h, max(merge_gap_px, 0.5 * h.width_px if h.width_px == h.width_px else 0.0))
         if h.kind == DefectKind.SCRATCH
@@ -100,13 +90,106 @@ def fuse(
             hosts[i] = _absorb(hosts[i], r, grow=hosts[i].kind != DefectKind.SCRATCH)
     merged = _merge_fragments(loose, merge_gap_px)  # rule 4
     merged = [_as_scratch_if_thin(c, min_scratch_length_px, min_elongation) for c in merged]  # rule 5
-    return hosts + merged
+    out = hosts + merged
+    lines = _join_collinear([c for c in out if _is_line(c)], scratch_join_gap_px)  # rule 6
+    rest = [c for c in out if not _is_line(c)]
+    # rule 7: scratches often stop at the guard band just before the cladding edge, so their
+    # centre lines are carried on to the edge; a chip they touch at all is where they cross it
+    centre_lines = [_line_band(replace(s, width_px=1.0), 0.5, extend_px=edge_reach_px) for s in lines]
+    rest = [c for c in rest if c.kind != DefectKind.CHIP or not any(_overlap(c, b) > 0 for b in centre_lines)]
+    return rest + lines
+
+
+def _scratches_and_blobs(
+    scratches: list[Candidate], blobs: list[Candidate], merge_gap_px: float
+) -> tuple[list[Candidate], list[Candidate]]:
+    """Rule 1: a blob lying largely along a scratch is the scratch's halo, the blob detector's
+    view of the same line (dropped); a scratch mostly inside a large blob is its rim (absorbed)."""
+    halos = [_line_band(s, 4 * merge_gap_px) for s in scratches]
+    blobs = [b for b in blobs if not any(_overlap(b, h) >= 0.4 * b.area for h in halos)]
+    kept = []
+    for s in scratches:
+        host = next(
+            (i for i, b in enumerate(blobs) if _overlap(s, _dilated(b, merge_gap_px)) >= 0.5 * s.area), None
+        )
+        if host is None:
+            kept.append(s)
+        else:
+            blobs[host] = _absorb(blobs[host], s, grow=False)
+    return kept, blobs
 
 
 def _belongs(region: Candidate, host: Candidate, reach: Candidate) -> bool:
-    """Whether a region is part of a host: any overlap with a large blob, most of it otherwise."""
-    shared = _overlap(region, reach)
-    return shared >= (1 if host.sources[0] in BLOB_DETECTORS else 0.6 * region.area)
+    """Whether a region is part of a host: half of it inside a large blob, most of it otherwise."""
+    share = 0.5 if host.sources[0] in BLOB_DETECTORS else 0.6
+    return _overlap(region, reach) >= share * region.area
+
+
+def _is_line(c: Candidate) -> bool:
+    return c.kind == DefectKind.SCRATCH and c.polyline_xy is not None and len(c.polyline_xy) >= 2
+
+
+_JOIN_MAX_ANGLE_DEG = 12.0
+
+
+def _join_collinear(lines: list[Candidate], max_gap_px: float) -> list[Candidate]:
+    """Rule 6: join scratch pieces lying on one line (within the blur of each other's extended
+    centre line) whose ends are less than `max_gap_px` apart along it; longest first."""
+    lines = sorted(lines, key=lambda c: -_span(c.polyline_xy))
+    i = 0
+    while i < len(lines):
+        j = next((j for j in range(i + 1, len(lines)) if _collinear(lines[i], lines[j], max_gap_px)), None)
+        if j is None:
+            i += 1
+        else:
+            lines[i] = _joined(lines[i], lines.pop(j))  # test the grown line against all again
+    return lines
+
+
+def _span(polyline: np.ndarray) -> float:
+    return float(np.hypot(*(polyline[-1] - polyline[0]).astype(np.float64)))
+
+
+def _collinear(a: Candidate, b: Candidate, max_gap_px: float) -> bool:
+    a0, a1 = a.polyline_xy[0].astype(np.float64), a.polyline_xy[-1].astype(np.float64)
+    b0, b1 = b.polyline_xy[0].astype(np.float64), b.polyline_xy[-1].astype(np.float64)
+    la, lb = _span(a.polyline_xy), _span(b.polyline_xy)
+    if la < 1 or lb < 1:
+        return False
+    u, v = (a1 - a0) / la, (b1 - b0) / lb
+    if abs(float(u @ v)) < np.cos(np.radians(_JOIN_MAX_ANGLE_DEG)):
+        return False
+    # b's ends and middle must lie on a's centre line carried on past its ends
+    reach = max_gap_px + lb
+    axis = np.vstack([a0 - reach * u, a.polyline_xy.astype(np.float64), a1 + reach * u])
+    tol_px = max(5.0, 1.5 * float(np.fmax(a.width_px, b.width_px)))
+    mid = b.polyline_xy[len(b.polyline_xy) // 2].astype(np.float64)
+    if max(_distance_to_polyline(p, axis) for p in (b0, b1, mid)) > tol_px:
+        return False
+    tb = sorted([float((b0 - a0) @ u), float((b1 - a0) @ u)])
+    gap = max(tb[0] - la, -tb[1], 0.0)
+    return gap <= max_gap_px
+
+
+def _distance_to_polyline(p: np.ndarray, polyline: np.ndarray) -> float:
+    s, e = polyline[:-1], polyline[1:]
+    d = e - s
+    t = np.clip(np.einsum("ij,ij->i", p - s, d) / np.maximum(np.einsum("ij,ij->i", d, d), 1e-9), 0, 1)
+    return float(np.hypot(*(s + t[:, None] * d - p).T).min())
+
+
+def _joined(a: Candidate, b: Candidate) -> Candidate:
+    """One scratch from two pieces: centre line through both in order, the wider piece's width
+    (the safe reading: IEC limits go by width)."""
+    a0, a1 = a.polyline_xy[0].astype(np.float64), a.polyline_xy[-1].astype(np.float64)
+    pts = np.vstack([a.polyline_xy, b.polyline_xy]).astype(np.float64)
+    pts = pts[np.argsort((pts - a0) @ (a1 - a0), kind="stable")]
+    return replace(
+        _absorb(a, b, grow=True),
+        kind=DefectKind.SCRATCH,
+        polyline_xy=pts.astype(np.float32),
+        width_px=float(np.fmax(a.width_px, b.width_px)),
+    )
 
 
 def _candidates(cmap: CandidateMap) -> list[Candidate]:

@@ -21,10 +21,10 @@ from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import (
     CORE_GUARD,
     detection_radius_px,
+    domain_rank_residuals,
     fiber_guards,
     flatten_core,
     inspection_window,
-    rank_residuals,
     zone_label_map,
     zone_noise,
 )
@@ -61,7 +61,11 @@ class RegionDetector:
             core_guard_label=CORE_GUARD,
         )
         n_bands = n_zones + 1  # the zones and the core's rim band each get their own noise
-        dark, bright = rank_residuals(roi, window_px=window_px)
+        # per domain: a closing must not reach across the cladding edge (it would fill the gap
+        # between a bright defect and the bright side of the edge with a false dark residual)
+        dark, bright = domain_rank_residuals(
+            roi, window_px=window_px, geometry=geometry, window=win, params=self.detection
+        )
         min_area_px = max(1, int(np.pi * (0.5 * p.min_size_um / geometry.um_per_px) ** 2))
 
         out = np.zeros(roi.shape, np.int32)

@@ -31,10 +31,10 @@ from .base import (
     OUTSIDE,
     Window,
     detection_radius_px,
+    domain_rank_residuals,
     fiber_guards,
     flatten_core,
     inspection_window,
-    rank_residuals,
     zone_label_map,
     zone_noise,
 )
@@ -77,7 +77,16 @@ class ScratchDetector:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
         lines = self._find(roi, geometry, win, guards, length_px)
-        dark, bright = rank_residuals(cv2.GaussianBlur(roi, (3, 3), 0), window_px=int(p.window_um / um))
+        # widths are measured on a plain top-hat for bright lines (a closing first shaves the inner
+        # side of a curved bright line), per domain so nothing reaches across the cladding edge
+        dark, bright = domain_rank_residuals(
+            cv2.GaussianBlur(roi, (3, 3), 0),
+            window_px=int(p.window_um / um),
+            geometry=geometry,
+            window=win,
+            params=self.detection,
+            plain_bright=True,
+        )
         labels_full = zone_label_map(
             geometry,
             win,
@@ -141,7 +150,14 @@ class ScratchDetector:
         radius_px = detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM)
         labels = zone_label_map(geometry, win, guards=guards, scale=0.5, outer_radius_px=radius_px)
         half = cv2.resize(roi, labels.shape[::-1], interpolation=cv2.INTER_AREA)
-        dark, bright = rank_residuals(half, window_px=int(p.window_um / geometry.um_per_px / 2))
+        dark, bright = domain_rank_residuals(
+            half,
+            window_px=int(p.window_um / geometry.um_per_px / 2),
+            geometry=geometry,
+            window=win,
+            params=self.detection,
+            scale=0.5,
+        )
         n_zones = len(geometry.zones)
         centred = []
         for res in (dark, bright):

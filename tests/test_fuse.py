@@ -1,0 +1,101 @@
+"""Fusion rules on hand-built candidate maps: what several detectors saw becomes one defect each."""
+
+import cv2
+import numpy as np
+
+from defectscope.detect.fuse import fuse
+from defectscope.records import CandidateMap, DefectKind
+
+SIZE_PX = 200
+
+
+def _map(
+    detector: str, shapes: list[tuple[DefectKind, np.ndarray, np.ndarray | None, float]]
+) -> CandidateMap:
+    """One detector's map from (kind, mask, centre line, width px) tuples over a 200 px frame."""
+    labels = np.zeros((SIZE_PX, SIZE_PX), np.int32)
+    for i, (_, mask, _, _) in enumerate(shapes, start=1):
+        labels[mask] = i
+    n = len(shapes)
+    return CandidateMap(
+        detector,
+        (0, 0),
+        labels,
+        tuple(s[0] for s in shapes),
+        np.full(n, 0.9, np.float32),
+        np.full(n, -30.0, np.float32),
+        np.array([s[3] for s in shapes], np.float32),
+        tuple(None if s[2] is None else s[2].astype(np.float32) for s in shapes),
+    )
+
+
+def _line(x0: float, y0: float, x1: float, y1: float, width_px: int = 2):
+    mask = np.zeros((SIZE_PX, SIZE_PX), np.uint8)
+    cv2.line(mask, (int(x0), int(y0)), (int(x1), int(y1)), 1, width_px)
+    return DefectKind.SCRATCH, mask > 0, np.array([[x0, y0], [x1, y1]]), float(width_px)
+
+
+def _disc(x: int, y: int, r: int, kind: DefectKind = DefectKind.PARTICLE):
+    mask = np.zeros((SIZE_PX, SIZE_PX), np.uint8)
+    cv2.circle(mask, (x, y), r, 1, -1)
+    return kind, mask > 0, None, float("nan")
+
+
+def _fuse(*maps: CandidateMap, **kw):
+    args = {"min_scratch_length_px": 16.0, "merge_gap_px": 3.0, "scratch_join_gap_px": 60.0} | kw
+    return fuse(maps, **args)
+
+
+def test_two_pieces_of_one_scratch_split_by_a_gap_become_one_scratch_with_the_wider_width():
+    pieces = _map("scratch.linear", [_line(20, 100, 80, 100, 2), _line(110, 101, 180, 101, 3)])
+    (scratch,) = _fuse(pieces)
+    assert scratch.kind == DefectKind.SCRATCH
+    assert scratch.width_px == 3.0
+    xs = scratch.polyline_xy[:, 0]
+    assert xs.min() == 20 and xs.max() == 180 and np.all(np.diff(xs) >= 0)  # ordered along the line
+    assert scratch.area == pieces.labels.astype(bool).sum()
+
+
+def test_scratch_pieces_further_apart_than_the_join_gap_stay_two_scratches():
+    pieces = _map("scratch.linear", [_line(10, 100, 50, 100), _line(150, 100, 190, 100)])
+    assert len(_fuse(pieces, scratch_join_gap_px=60.0)) == 2
+
+
+def test_crossing_and_parallel_scratches_are_not_joined():
+    crossing = _map("scratch.linear", [_line(20, 100, 180, 100), _line(100, 20, 100, 90)])
+    parallel = _map("scratch.linear", [_line(20, 100, 90, 100), _line(110, 130, 180, 130)])
+    assert len(_fuse(crossing)) == 2
+    assert len(_fuse(parallel)) == 2
+
+
+def test_a_blob_lying_along_a_scratch_is_its_halo_and_is_dropped():
+    scratch = _map("scratch.linear", [_line(20, 100, 180, 100, 2)])
+    halo = np.zeros((SIZE_PX, SIZE_PX), bool)
+    halo[96:105, 60:120] = True  # the blob detector's coarse view of the same line
+    blob = _map("blob.median", [(DefectKind.OIL, halo, None, float("nan"))])
+    (only,) = _fuse(scratch, blob)
+    assert only.kind == DefectKind.SCRATCH and only.sources == ("scratch.linear",)
+
+
+def test_a_large_blob_a_scratch_crosses_stays_and_the_scratch_stays():
+    scratch = _map("scratch.linear", [_line(10, 100, 190, 100, 2)])
+    blob = _map("blob.median", [_disc(100, 60, 30, DefectKind.OIL)])  # clear of the line
+    kinds = sorted(c.kind.value for c in _fuse(scratch, blob))
+    assert kinds == ["oil", "scratch"]
+
+
+def test_a_region_joins_a_blob_only_when_half_of_it_lies_inside():
+    blob = _map("blob.median", [_disc(100, 100, 20, DefectKind.OIL)])
+    inside = _map("region.rank", [_disc(110, 100, 4)])
+    touching = _map("region.rank", [_disc(124, 100, 5)])  # mostly outside the blob's rim
+    assert len(_fuse(blob, inside)) == 1
+    assert len(_fuse(blob, touching)) == 2
+
+
+def test_a_chip_a_scratch_runs_towards_is_where_it_crosses_the_edge():
+    scratch = _map("scratch.linear", [_line(20, 100, 150, 100)])
+    chip_on_line = _map("chip.edge", [_disc(170, 100, 4, DefectKind.CHIP)])
+    chip_aside = _map("chip.edge", [_disc(170, 140, 4, DefectKind.CHIP)])
+    assert [c.kind for c in _fuse(scratch, chip_on_line, edge_reach_px=30.0)] == [DefectKind.SCRATCH]
+    assert len(_fuse(scratch, chip_on_line, edge_reach_px=5.0)) == 2  # too far to be its end
+    assert len(_fuse(scratch, chip_aside, edge_reach_px=30.0)) == 2
