@@ -250,7 +250,7 @@ def domain_rank_residuals(
     window: Window,
     params: DetectionParams,
     scale: float = 1.0,
-    plain_bright: bool = False,
+    top_hat: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """`rank_residuals` computed separately for the fiber and the ferrule.
 
@@ -260,8 +260,10 @@ def domain_rank_residuals(
     an image where everything outside it (the other domain and the edge guard band) is replaced
     by the domain's own level at its edge, direction by direction; the residuals are 0 in the
     guard band. `pixels` is `window` of the frame, resampled by `scale`.
-    plain_bright: bright residual = pixels - opening (no closing first): what a bright line's
-    width is measured on (a closing-then-opening shaves the inner side of a curved bright line).
+    top_hat: instead of rank residuals, plain top-hats of one polarity, -1 dark (closing -
+    pixels) or +1 bright (pixels - opening), or 0 both; one not asked for comes back all zero.
+    A bright line's width is measured on these (a closing first shaves the inner side of a
+    curved bright line).
     """
     h, w = pixels.shape
     cx, cy = window.local_xy(geometry.center_xy)
@@ -290,17 +292,19 @@ def domain_rank_residuals(
     for mask, fill, box in ((fiber, levels[0], fiber_box), (ferrule, levels[1], np.s_[:, :])):
         inside = mask[box] > 0
         filled = np.where(inside, pixels[box], fill[box])
-        if plain_bright:
-            d = cv2.subtract(cv2.morphologyEx(filled, cv2.MORPH_CLOSE, kernel), filled)
-            b = cv2.subtract(filled, cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel))
-        else:
+        if top_hat is None:
             d, b = rank_residuals(filled, window_px=window_px)
+        else:
+            d = cv2.subtract(cv2.morphologyEx(filled, cv2.MORPH_CLOSE, kernel), filled) if top_hat <= 0 else 0
+            b = cv2.subtract(filled, cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel)) if top_hat >= 0 else 0
         np.copyto(dark[box], d, where=inside)
         np.copyto(bright[box], b, where=inside)
     return dark, bright
 
 
 _LEVEL_BINS = 72  # 5 degree directions for the edge levels
+_LEVEL_RAYS_PER_BIN = 4
+_LEVEL_RADII = 8  # samples across each band
 
 
 def _edge_levels(
@@ -308,40 +312,43 @@ def _edge_levels(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(fiber fill, ferrule fill), each (h, w) uint8: per direction, the median grey of a band
     `band` px wide just inside the guard (fiber) and just outside it (ferrule), smoothed over
-    25 degrees so a defect in the band does not set it. Computed on a coarse grid and upsampled:
-    the levels vary slowly with direction. None when either band is empty."""
+    25 degrees so a defect in the band does not set it. None when either band is outside the
+    frame. The fill image is built on a coarse grid and upsampled: levels vary slowly with direction."""
     h, w = pixels.shape
-    step = max(1, int(min(h, w) / 160))
-    ys, xs = np.mgrid[0:h:step, 0:w:step].astype(np.float32)
-    dx, dy = xs - centre_xy[0], ys - centre_xy[1]
-    r = cv2.magnitude(dx, dy)
-    bins = (cv2.phase(dx, dy) * (_LEVEL_BINS / (2 * np.pi))).astype(np.int32) % _LEVEL_BINS
-    small = pixels[::step, ::step]
+    cx, cy = centre_xy
+    angles = np.linspace(0, 2 * np.pi, _LEVEL_BINS * _LEVEL_RAYS_PER_BIN, endpoint=False)
+    cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    step = max(1, min(h, w) // 160)
+    gx = np.arange(0, w, step, dtype=np.float32) - cx
+    gy = np.arange(0, h, step, dtype=np.float32) - cy
+    grid_bins = cv2.phase(*np.broadcast_arrays(gx[None, :], gy[:, None]), angleInDegrees=False)
+    grid_bins = (grid_bins * (_LEVEL_BINS / (2 * np.pi))).astype(np.int32) % _LEVEL_BINS
     fills = []
-    for lo, hi in ((inner - band, inner), (outer, outer + band)):
-        sel = (r >= max(lo, 0.0)) & (r < hi)
-        if sel.sum() < _LEVEL_BINS:
-            return None
-        level = _median_by_bin(small[sel], bins[sel], _LEVEL_BINS)
+    for lo, hi in ((max(inner - band, 0.0), inner), (outer, outer + band)):
+        radii = np.linspace(lo, hi, _LEVEL_RADII, dtype=np.float64)[None, :]
+        xs, ys = (cx + radii * cos).astype(np.float32), (cy + radii * sin).astype(np.float32)
+        samples = cv2.remap(pixels, xs, ys, cv2.INTER_NEAREST, borderValue=0).astype(np.float32)
+        samples[(xs < 0) | (ys < 0) | (xs > w - 1) | (ys > h - 1)] = np.nan
+        level = _median_by_bin(samples.reshape(_LEVEL_BINS, -1))
         if level is None:
             return None
-        fill = level.round().clip(0, 255).astype(np.uint8)[bins]
+        fill = level.round().clip(0, 255).astype(np.uint8)[grid_bins]
         fills.append(cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR))
     return fills[0], fills[1]
 
 
-def _median_by_bin(values: np.ndarray, bins: np.ndarray, n_bins: int) -> np.ndarray | None:
-    """Per-bin median of `values`, empty bins interpolated circularly, then a 5-bin circular
-    median; None when no bin holds enough values."""
-    order = np.lexsort((values, bins))  # by bin, then by value: each bin's median is its middle
-    bounds = np.searchsorted(bins[order], np.arange(n_bins + 1))
-    lo, hi = bounds[:-1], bounds[1:]
-    ok = hi - lo >= 3
+def _median_by_bin(samples: np.ndarray) -> np.ndarray | None:
+    """Per-row median of (n_bins, k) `samples` (NaN: not sampled), rows with too few samples
+    interpolated circularly, then a 5-bin circular median; None when no row has enough."""
+    n_bins = len(samples)
+    count = np.count_nonzero(~np.isnan(samples), axis=1)
+    ok = count >= 3
     if not ok.any():
         return None
-    middle = values[order][np.where(ok, (lo + hi - 1) // 2, 0)]
+    ordered = np.sort(samples, axis=1)  # NaN sorts last: a row's median is its middle valid sample
+    level = ordered[np.arange(n_bins), np.maximum(count - 1, 0) // 2]
     idx = np.arange(n_bins)
-    level = np.interp(idx, idx[ok], middle[ok], period=n_bins)
+    level = np.interp(idx, idx[ok], level[ok], period=n_bins)
     extended = np.concatenate([level[-2:], level, level[:2]])
     return np.median(np.stack([extended[i : i + n_bins] for i in range(5)]), axis=0)
 

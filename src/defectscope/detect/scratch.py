@@ -77,15 +77,18 @@ class ScratchDetector:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
         lines = self._find(roi, geometry, win, guards, length_px)
-        # widths are measured on a plain top-hat for bright lines (a closing first shaves the inner
-        # side of a curved bright line), per domain so nothing reaches across the cladding edge
+        if not lines:
+            return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
+        # lines are followed on plain top-hats of the polarities found (a closing first shaves the
+        # inner side of a curved bright line), per domain so nothing reaches across the cladding edge
+        signs = {line.sign for line in lines}
         dark, bright = domain_rank_residuals(
             cv2.GaussianBlur(roi, (3, 3), 0),
             window_px=int(p.window_um / um),
             geometry=geometry,
             window=win,
             params=self.detection,
-            plain_bright=True,
+            top_hat=int(signs.pop()) if len(signs) == 1 else 0,
         )
         labels_full = zone_label_map(
             geometry,
