@@ -238,7 +238,7 @@ class ScratchDetector:
         # band (the fiber's own edge): nothing to follow there
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
         reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) / 2
-        keep &= np.array([_followable(b[0], b[1], usable_half, reach_half) for b in back])
+        keep &= _followable(back, usable_half, reach_half)
         lines = [
             _Line(
                 (b[0] + 0.5) * 2.0 - 0.5,
@@ -252,21 +252,22 @@ class ScratchDetector:
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
 
 
-def _followable(a: np.ndarray, b: np.ndarray, usable: np.ndarray, reach: float) -> bool:
-    """Whether somewhere along segment a-b (half-res px) the profile across it is wholly usable."""
+def _followable(segments: np.ndarray, usable: np.ndarray, reach: float) -> np.ndarray:
+    """For (n, 2, 2) segments (half-res px): whether somewhere along each the profile across it
+    is wholly usable (at 2 of 16 stations at least). Returns (n,) bool."""
+    a, b = segments[:, 0], segments[:, 1]
     direction = b - a
-    length = float(np.hypot(*direction))
-    if length == 0:
-        return False
-    normal = np.array([-direction[1], direction[0]]) / length
-    along = a[None, :] + np.linspace(0.0, 1.0, 16)[:, None] * direction[None, :]
-    across = np.linspace(-reach, reach, 5)
-    pts = np.rint(along[:, None, :] + across[None, :, None] * normal[None, None, :]).astype(int)  # (16, 5, 2)
+    length = np.hypot(direction[:, 0], direction[:, 1])
+    normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1) / np.maximum(length, 1e-9)[:, None]
+    stations = np.linspace(0.0, 1.0, 16)[None, :, None, None]
+    across = np.linspace(-reach, reach, 5)[None, None, :, None]
+    pts = a[:, None, None] + stations * direction[:, None, None] + across * normal[:, None, None]
+    pts = np.rint(pts).astype(int)  # (n, 16, 5, 2)
     h, w = usable.shape
     inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
     ok = np.zeros(inside.shape, bool)
     ok[inside] = usable[pts[..., 1][inside], pts[..., 0][inside]]
-    return int(ok.all(axis=1).sum()) >= 2
+    return (ok.all(axis=2).sum(axis=1) >= 2) & (length > 0)
 
 
 def _strongest_angle(
