@@ -99,3 +99,21 @@ def test_a_chip_a_scratch_runs_towards_is_where_it_crosses_the_edge():
     assert [c.kind for c in _fuse(scratch, chip_on_line, edge_reach_px=30.0)] == [DefectKind.SCRATCH]
     assert len(_fuse(scratch, chip_on_line, edge_reach_px=5.0)) == 2  # too far to be its end
     assert len(_fuse(scratch, chip_aside, edge_reach_px=30.0)) == 2
+
+
+def test_a_chip_with_a_like_particle_just_across_the_edge_guard_is_that_particle():
+    chip = _map("chip.edge", [_disc(100, 100, 5, DefectKind.CHIP)])
+    outer_part = _map("region.rank", [_disc(100, 114, 4)])  # 5 px gap: the outer guard band
+    (particle,) = _fuse(chip, outer_part, edge_guard_px=6.0)
+    assert particle.kind == DefectKind.PARTICLE and set(particle.sources) == {"chip.edge", "region.rank"}
+    assert particle.area == chip.labels.astype(bool).sum() + outer_part.labels.astype(bool).sum()
+    assert len(_fuse(chip, outer_part, edge_guard_px=0.0)) == 2  # too far apart to be one
+
+
+def test_a_chip_and_an_opposite_polarity_particle_across_the_edge_stay_apart():
+    chip = _map("chip.edge", [_disc(100, 100, 5, DefectKind.CHIP)])
+    bright = _map("region.rank", [_disc(100, 114, 4)])
+    bright = CandidateMap(
+        bright.detector, (0, 0), bright.labels, bright.kinds, bright.scores, np.array([40.0], np.float32)
+    )
+    assert len(_fuse(chip, bright, edge_guard_px=6.0)) == 2

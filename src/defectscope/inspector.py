@@ -152,6 +152,7 @@ class Inspector:
             merge_gap_px=params.merge_gap_um / geometry.um_per_px,
             scratch_join_gap_px=params.scratch.max_join_gap_um / geometry.um_per_px,
             edge_reach_px=(params.chip.max_depth_um + params.edge_guard_outer_um) / geometry.um_per_px,
+            edge_guard_px=params.edge_guard_outer_um / geometry.um_per_px,
         )
         defects = measure(candidates, geometry, self.profile)
         timing["measure"] = _ms(t)

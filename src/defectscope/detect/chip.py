@@ -4,7 +4,8 @@ A band just inside the fitted cladding edge is unwrapped into polar coordinates,
 per pixel of arc. At each radius, the median over all directions is what an intact edge
 looks like there (including its bevel rim); a chip is a run of directions where the band
 departs from it by more than `k_sigma` noise units and `min_contrast_grey`, starting at the
-edge and reaching at least `min_depth_um` inwards over at least `min_arc_um` of arc.
+edge and reaching at least `min_depth_um` inwards over at least `min_arc_um` of arc.  Its depth
+is cut at half its peak departure.
 """
 
 from __future__ import annotations
@@ -65,9 +66,14 @@ class ChipDetector:
             if h < min_arc or w < min_depth:
                 continue
             own = comp[y : y + h, x : x + w] == i
-            # per direction, the radius of the chip's innermost pixel (column j is radius inner + j)
+            dev = deviation[y : y + h, x : x + w]
+            contrast = float(np.median(dev[own]))
+            # per direction, the radius of the chip's innermost pixel (column j is radius inner + j),
+            # no deeper than its half-peak extent: the threshold above lies in the blur's skirt and
+            # would carry a particle lying on the edge into the zone inside it
             r_in = inner + x + np.where(own.any(axis=1), np.argmax(own, axis=1), w) - 0.5
-            contrast = float(np.median(deviation[y : y + h, x : x + w][own]))
+            half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())
+            r_in = np.maximum(r_in, inner + x + int(np.argmax(half.any(axis=0))) - 0.5)
             outline = _outline_xy(geometry, y + seam, r_in, n_angles)
             poly = np.round((outline - [win.x0, win.y0]) * 16).astype(np.int32)
             kinds.append(DefectKind.CHIP)

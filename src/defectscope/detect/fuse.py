@@ -11,7 +11,10 @@ Rules, in order:
 5. a region that is long and thin is a scratch the line detector did not follow;
 6. collinear scratch pieces less than `scratch_join_gap_px` apart are one scratch (residuals
    fail in the guard bands, splitting a scratch that crosses them);
-7. a chip any scratch's centre line runs into is where that scratch crosses the cladding edge.
+7. a chip any scratch's centre line runs into is where that scratch crosses the cladding edge;
+8. a chip with a region or blob of the same polarity just across the cladding edge (beyond the
+   outer guard band, where nothing else is found) is the inner part of a particle lying over the
+   edge: it joins that region or blob, which keeps its kind.
 Whatever merges keeps every detector's name in `sources`.
 """
 
@@ -56,12 +59,14 @@ def fuse(
     merge_gap_px: float = 3.0,
     min_elongation: float = 5.0,
     edge_reach_px: float = 0.0,
+    edge_guard_px: float = 0.0,
     scratch_join_gap_px: float = 0.0,
 ) -> list[Candidate]:
     """Merge candidate maps into one list of candidates (see the module docstring for the rules).
 
     edge_reach_px: how far past its ends a scratch is extended when testing which chips it
     explains (scratches often stop at the guard band just before the cladding edge).
+    edge_guard_px: width of the band outside the cladding edge where regions are not looked for.
     """
     items = [c for m in maps for c in _candidates(m)]
     blobs = [c for c in items if c.sources[0] in BLOB_DETECTORS]
@@ -96,8 +101,33 @@ def fuse(
     # rule 7: scratches often stop at the guard band just before the cladding edge, so their
     # centre lines are carried on to the edge; a chip they touch at all is where they cross it
     centre_lines = [_line_band(replace(s, width_px=1.0), 0.5, extend_px=edge_reach_px) for s in lines]
-    rest = [c for c in rest if c.kind != DefectKind.CHIP or not any(_overlap(c, b) > 0 for b in centre_lines)]
-    return rest + lines
+    chips = [
+        c for c in rest if c.kind == DefectKind.CHIP and not any(_overlap(c, b) > 0 for b in centre_lines)
+    ]
+    rest = [c for c in rest if c.kind != DefectKind.CHIP]
+    chips = _lying_over_the_edge(chips, rest, edge_guard_px + merge_gap_px)  # rule 8
+    return chips + rest + lines
+
+
+def _lying_over_the_edge(chips: list[Candidate], others: list[Candidate], gap_px: float) -> list[Candidate]:
+    """Rule 8: chips with a same-polarity partner in `others` within `gap_px` are merged into it
+    (`others` is updated in place); returns the chips left."""
+    kept = []
+    for chip in chips:
+        reach = _dilated(chip, gap_px)
+        partner = next(
+            (
+                i
+                for i, o in enumerate(others)
+                if np.sign(o.contrast_grey) == np.sign(chip.contrast_grey) and _overlap(reach, o) > 0
+            ),
+            None,
+        )
+        if partner is None:
+            kept.append(chip)
+        else:
+            others[partner] = _absorb(others[partner], chip, grow=True)
+    return kept
 
 
 def _scratches_and_blobs(

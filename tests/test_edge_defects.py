@@ -1,0 +1,72 @@
+"""Defects on the cladding edge, iec-mm-pc: there zone B (cladding, radius 57.5 µm) ends 5 µm
+inside the edge (radius 62.5 µm), so where a chip or an edge particle reaches decides the verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from defectscope.inspector import Inspector
+from defectscope.records import DefectKind, Status
+from defectscope.synth import ChipSpec, ParticleSpec, make_scene, render_scene, shipped_profiles
+
+PROFILES = shipped_profiles()
+
+
+@pytest.fixture(scope="module")
+def inspector():
+    return Inspector.from_profile("iec-mm-pc")
+
+
+def _inspect(inspector, *defects, seed=5):
+    scene = make_scene(
+        "iec-mm-pc",
+        um_per_px=0.45,
+        width=600,
+        height=600,
+        seed=seed,
+        center_xy=(299.6, 302.2),
+        defects=list(defects),
+    )
+    image = render_scene(scene, profiles=PROFILES)
+    return image.truth, inspector.inspect(image.pixels, name="edge.png")
+
+
+def _at_radius(radius_um: float, angle_deg: float) -> tuple[float, float]:
+    a = np.radians(angle_deg)
+    return radius_um * np.cos(a), radius_um * np.sin(a)
+
+
+def test_a_deep_chip_is_reported_as_a_chip_reaching_into_the_cladding_zone(inspector):
+    truth, report = _inspect(inspector, ChipSpec(angle_deg=40, arc_um=14, depth_um=8, contrast_grey=-50))
+    assert truth.expected["iec-mm-pc"].status == Status.FAIL
+    chips = [d for d in report.defects if d.kind == DefectKind.CHIP]
+    assert len(chips) == 1, [(d.kind.value, d.zones, d.size_um) for d in report.defects]
+    assert chips[0].zones[0] == "B" and chips[0].size_um == pytest.approx(14, abs=3)
+    assert report.verdict.status == Status.FAIL
+
+
+def test_a_particle_lying_over_the_edge_is_one_particle_not_judged_in_the_cladding_zone(inspector):
+    # 12 um particle whose inner rim lies 0.8 um outside zone B: the chip detector sees its inner
+    # part, the region detector its outer part beyond the guard band; together they are one particle
+    truth, report = _inspect(
+        inspector, ParticleSpec(center_um=_at_radius(57.5 + 0.8 + 6, 30), size_um=12, contrast_grey=-55)
+    )
+    assert truth.expected["iec-mm-pc"].status == Status.PASS
+    found = [(d.kind.value, d.zones, d.size_um) for d in report.defects]
+    assert len(report.defects) == 1, found
+    particle = report.defects[0]
+    assert particle.kind == DefectKind.PARTICLE and "B" not in particle.zones, found
+    assert particle.size_um == pytest.approx(12, abs=1.5)
+    assert report.verdict.status == Status.PASS, report.verdict.reasons
+
+
+def test_a_particle_lying_over_the_edge_and_into_the_cladding_zone_fails(inspector):
+    truth, report = _inspect(
+        inspector, ParticleSpec(center_um=_at_radius(57.5 - 0.9 + 6, 200), size_um=12, contrast_grey=-55)
+    )
+    assert truth.expected["iec-mm-pc"].status == Status.FAIL
+    assert report.verdict.status == Status.FAIL
+    assert any(r.startswith("zone B: 1 defect over 10") for r in report.verdict.reasons), (
+        report.verdict.reasons
+    )
