@@ -8,7 +8,7 @@ import pytest
 
 from defectscope.inspector import Inspector
 from defectscope.records import DefectKind, Status
-from defectscope.synth import ChipSpec, ParticleSpec, make_scene, render_scene, shipped_profiles
+from defectscope.synth import ChipSpec, DigSpec, ParticleSpec, make_scene, render_scene, shipped_profiles
 
 PROFILES = shipped_profiles()
 
@@ -20,7 +20,7 @@ def inspector():
 
 def _inspect(inspector, *defects, seed=5):
     scene = make_scene(
-        "iec-mm-pc",
+        inspector.profile.name,
         um_per_px=0.45,
         width=600,
         height=600,
@@ -70,3 +70,15 @@ def test_a_particle_lying_over_the_edge_and_into_the_cladding_zone_fails(inspect
     assert any(r.startswith("zone B: 1 defect over 10") for r in report.verdict.reasons), (
         report.verdict.reasons
     )
+
+
+def test_a_dig_inside_the_edge_guard_band_is_found_and_judged():
+    # iec-sm-upc: 6 um dig lying mostly in the band 5 um inside the edge (where region detection
+    # does not look), radii 56-62 um: in zone B (to 57.5 um), where nothing over 5 um is allowed
+    inspector = Inspector.from_profile("iec-sm-upc")
+    truth, report = _inspect(inspector, DigSpec(center_um=_at_radius(59.0, 120), size_um=6))
+    assert truth.expected["iec-sm-upc"].status == Status.FAIL
+    digs = [d for d in report.defects if d.kind == DefectKind.DIG]
+    assert len(digs) == 1, [(d.kind.value, d.zones, d.size_um) for d in report.defects]
+    assert digs[0].zone == "B" and digs[0].size_um == pytest.approx(6, abs=1)
+    assert report.verdict.status == Status.FAIL

@@ -71,10 +71,17 @@ def test_crossing_and_parallel_scratches_are_not_joined():
 def test_a_blob_lying_along_a_scratch_is_its_halo_and_is_dropped():
     scratch = _map("scratch.linear", [_line(20, 100, 180, 100, 2)])
     halo = np.zeros((SIZE_PX, SIZE_PX), bool)
-    halo[96:105, 60:120] = True  # the blob detector's coarse view of the same line
+    halo[96:105, 70:110] = True  # the blob detector's coarse view of part of the line
     blob = _map("blob.median", [(DefectKind.OIL, halo, None, float("nan"))])
     (only,) = _fuse(scratch, blob)
     assert only.kind == DefectKind.SCRATCH and only.sources == ("scratch.linear",)
+
+
+def test_a_large_particle_a_short_line_was_found_across_stays_a_particle():
+    line = _map("scratch.linear", [_line(80, 100, 120, 100, 4)])  # as long as the particle
+    blob = _map("blob.median", [_disc(100, 100, 20, DefectKind.PARTICLE)])
+    kinds = [c.kind for c in _fuse(line, blob)]
+    assert kinds == [DefectKind.PARTICLE]
 
 
 def test_a_large_blob_a_scratch_crosses_stays_and_the_scratch_stays():

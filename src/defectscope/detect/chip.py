@@ -4,8 +4,11 @@ A band just inside the fitted cladding edge is unwrapped into polar coordinates,
 per pixel of arc. At each radius, the median over all directions is what an intact edge
 looks like there (including its bevel rim); a chip is a run of directions where the band
 departs from it by more than `k_sigma` noise units and `min_contrast_grey`, starting at the
-edge and reaching at least `min_depth_um` inwards over at least `min_arc_um` of arc.  Its depth
+edge and reaching at least `min_depth_um` inwards over at least `min_arc_um` of arc. Its depth
 is cut at half its peak departure.
+
+A departure that does not reach the edge but lies in the edge guard band, where the region
+detector does not look, is reported too: as a dig (darker) or a particle (brighter).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import components, inspection_window
 
 __all__ = ["ChipDetector"]
+
+_MIN_INSIDE_AREA_PX = 6  # a defect inside the edge band: smaller is noise
 
 
 class ChipDetector:
@@ -59,24 +64,29 @@ class ChipDetector:
         rows_edge = off.shape[1] - 1
         min_arc = p.min_arc_um / geometry.um_per_px
         min_depth = p.min_depth_um / geometry.um_per_px
+        # columns from here outwards lie in the edge guard band, where the region detector is blind
+        guard_col = off.shape[1] - self.detection.edge_guard_inner_um / geometry.um_per_px
         for i in range(1, n):
             x, y, w, h, area = stats[i]
-            if x + w - 1 < rows_edge - 1:  # does not reach the edge: an inside defect, not a chip
+            reaches_edge = x + w - 1 >= rows_edge - 1
+            if reaches_edge and (h < min_arc or w < min_depth):
                 continue
-            if h < min_arc or w < min_depth:
-                continue
+            if not reaches_edge and (x + w - 1 < guard_col or area < _MIN_INSIDE_AREA_PX):
+                continue  # an inside defect the region detector sees
             own = comp[y : y + h, x : x + w] == i
             dev = deviation[y : y + h, x : x + w]
             contrast = float(np.median(dev[own]))
-            # per direction, the radius of the chip's innermost pixel (column j is radius inner + j),
-            # no deeper than its half-peak extent: the threshold above lies in the blur's skirt and
-            # would carry a particle lying on the edge into the zone inside it
-            r_in = inner + x + np.where(own.any(axis=1), np.argmax(own, axis=1), w) - 0.5
-            half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())
-            r_in = np.maximum(r_in, inner + x + int(np.argmax(half.any(axis=0))) - 0.5)
-            outline = _outline_xy(geometry, y + seam, r_in, n_angles)
+            half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())  # cut at half its peak
+            if reaches_edge:
+                kind = DefectKind.CHIP
+                col_in, col_out = _chip_columns(own, half), np.full(h, radius - inner - x)  # to the edge
+            else:
+                kind = DefectKind.DIG if contrast < 0 else DefectKind.PARTICLE
+                col_in, col_out = _band_columns(half)
+            # column j is radius inner + j
+            outline = _outline_xy(geometry, y + seam, inner + x + col_in, inner + x + col_out, n_angles)
             poly = np.round((outline - [win.x0, win.y0]) * 16).astype(np.int32)
-            kinds.append(DefectKind.CHIP)
+            kinds.append(kind)
             cv2.fillPoly(labels, [poly], len(kinds), lineType=cv2.LINE_8, shift=4)
             scores.append(float(np.clip(abs(contrast) / (2 * p.min_contrast_grey), 0.5, 1.0)))
             contrasts.append(contrast)
@@ -88,6 +98,26 @@ class ChipDetector:
             np.array(scores, np.float32),
             np.array(contrasts, np.float32),
         )
+
+
+def _chip_columns(own: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """Per direction, the inner boundary of a chip (columns of its box): its innermost pixel, no
+    deeper than its half-peak extent (the detection threshold lies in the blur's skirt and would
+    carry a particle lying on the edge into the zone inside it)."""
+    w = own.shape[1]
+    innermost = np.where(own.any(axis=1), np.argmax(own, axis=1), w)
+    deepest_half = int(np.argmax(half.any(axis=0)))
+    return np.maximum(innermost, deepest_half) - 0.5
+
+
+def _band_columns(half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per direction, the inner and outer boundary (columns of its box) of a defect lying inside
+    the band, at half its peak; NaN in directions it does not cover."""
+    w = half.shape[1]
+    rows = half.any(axis=1)
+    first = np.argmax(half, axis=1)
+    last = w - 1 - np.argmax(half[:, ::-1], axis=1)
+    return np.where(rows, first - 0.5, np.nan), np.where(rows, last + 0.5, np.nan)
 
 
 def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) -> np.ndarray:
@@ -116,12 +146,16 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
     return background
 
 
-def _outline_xy(geometry: Geometry, first_angle: int, r_in: np.ndarray, n_angles: int) -> np.ndarray:
-    """Polygon (k, 2) in frame px: the edge arc over the chip's directions, back along its inner boundary."""
+def _outline_xy(
+    geometry: Geometry, first_angle: int, r_in: np.ndarray, r_out: np.ndarray, n_angles: int
+) -> np.ndarray:
+    """Polygon (k, 2) in frame px: the outer boundary over the defect's directions, back along
+    its inner boundary (NaN radii: directions it does not cover)."""
     angles = (first_angle + np.arange(len(r_in))) * (2 * np.pi / n_angles)
-    r_edge = np.full(len(angles), geometry.cladding_radius_px)
-    r_in = np.minimum(r_in, r_edge - 0.5)
+    keep = np.isfinite(r_in) & np.isfinite(r_out)
+    angles, r_in, r_out = angles[keep], r_in[keep], r_out[keep]
+    r_in = np.minimum(r_in, r_out - 0.5)
     cx, cy = geometry.center_xy
-    arc = np.column_stack([cx + r_edge * np.cos(angles), cy + r_edge * np.sin(angles)])
+    outside = np.column_stack([cx + r_out * np.cos(angles), cy + r_out * np.sin(angles)])
     inside = np.column_stack([cx + r_in * np.cos(angles), cy + r_in * np.sin(angles)])[::-1]
-    return np.vstack([arc, inside])
+    return np.vstack([outside, inside])

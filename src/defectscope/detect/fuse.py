@@ -133,10 +133,16 @@ def _lying_over_the_edge(chips: list[Candidate], others: list[Candidate], gap_px
 def _scratches_and_blobs(
     scratches: list[Candidate], blobs: list[Candidate], merge_gap_px: float
 ) -> tuple[list[Candidate], list[Candidate]]:
-    """Rule 1: a blob lying largely along a scratch is the scratch's halo, the blob detector's
-    view of the same line (dropped); a scratch mostly inside a large blob is its rim (absorbed)."""
-    halos = [_line_band(s, 4 * merge_gap_px) for s in scratches]
-    blobs = [b for b in blobs if not any(_overlap(b, h) >= 0.4 * b.area for h in halos)]
+    """Rule 1: a blob lying largely along a much longer scratch is the scratch's halo, the blob
+    detector's view of the same line (dropped); a scratch mostly inside a large blob is its rim
+    (absorbed). A line detected across a large particle is no longer than the particle."""
+
+    def halo(b: Candidate, s: Candidate, band: Candidate) -> bool:
+        long = s.polyline_xy is None or _length(s.polyline_xy) >= 3 * max(b.mask.shape)
+        return long and _overlap(b, band) >= 0.4 * b.area
+
+    bands = [_line_band(s, 4 * merge_gap_px) for s in scratches]
+    blobs = [b for b in blobs if not any(halo(b, s, band) for s, band in zip(scratches, bands))]
     kept = []
     for s in scratches:
         host = next(
@@ -174,6 +180,10 @@ def _join_collinear(lines: list[Candidate], max_gap_px: float) -> list[Candidate
         else:
             lines[i] = _joined(lines[i], lines.pop(j))  # test the grown line against all again
     return lines
+
+
+def _length(polyline: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(polyline.astype(np.float64), axis=0).T).sum())
 
 
 def _span(polyline: np.ndarray) -> float:
