@@ -18,10 +18,10 @@ def inspector():
     return Inspector.from_profile("iec-mm-pc")
 
 
-def _inspect(inspector, *defects, seed=5):
+def _inspect(inspector, *defects, seed=5, um_per_px=0.45):
     scene = make_scene(
         inspector.profile.name,
-        um_per_px=0.45,
+        um_per_px=um_per_px,
         width=600,
         height=600,
         seed=seed,
@@ -82,3 +82,15 @@ def test_a_dig_inside_the_edge_guard_band_is_found_and_judged():
     assert len(digs) == 1, [(d.kind.value, d.zones, d.size_um) for d in report.defects]
     assert digs[0].zone == "B" and digs[0].size_um == pytest.approx(6, abs=1)
     assert report.verdict.status == Status.FAIL
+
+
+def test_a_particle_reaching_just_into_the_contact_zone_is_judged_there():
+    # iec-sm-upc zone D ends at radius 125 um; a 12 um particle reaching 1 um inside it (under
+    # two pixels) counts there, where nothing of 10 um or more is allowed, at its full size
+    inspector = Inspector.from_profile("iec-sm-upc")
+    truth, report = _inspect(
+        inspector, ParticleSpec(center_um=_at_radius(125 - 1.0 + 6, 45), size_um=12), um_per_px=0.6
+    )
+    assert truth.expected["iec-sm-upc"].status == Status.FAIL
+    assert report.verdict.status == Status.FAIL, [(d.kind.value, d.zones, d.size_um) for d in report.defects]
+    assert report.defects[0].size_um == pytest.approx(12, abs=1)
