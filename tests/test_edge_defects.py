@@ -3,12 +3,16 @@ inside the edge (radius 62.5 µm), so where a chip or an edge particle reaches d
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from defectscope.inspector import Inspector
 from defectscope.records import DefectKind, Status
 from defectscope.synth import ChipSpec, DigSpec, ParticleSpec, make_scene, render_scene, shipped_profiles
+from defectscope.synth.dataset import image_seed, planned_target
+from defectscope.synth.plan import random_scene
 
 PROFILES = shipped_profiles()
 
@@ -94,3 +98,17 @@ def test_a_particle_reaching_just_into_the_contact_zone_is_judged_there():
     assert truth.expected["iec-sm-upc"].status == Status.FAIL
     assert report.verdict.status == Status.FAIL, [(d.kind.value, d.zones, d.size_um) for d in report.defects]
     assert report.defects[0].size_um == pytest.approx(12, abs=1)
+
+
+def test_a_dig_in_the_core_guard_band_is_found_and_fails_the_core_zone():
+    # image 10 of the synthetic set drawn with seed 7007 (a false pass found on held-out data),
+    # reduced to its 3.4 um dig at radii 4.2-7.3 um: inside the band around the 4.5 um core edge
+    # that region detection leaves alone; zone A allows no defect at all
+    scene = random_scene(image_seed(7007, 10), "iec-sm-upc", target=planned_target(7007, 10))
+    (dig,) = [d for d in scene.defects if isinstance(d, DigSpec) and np.hypot(*d.center_um) < 10]
+    image = render_scene(replace(scene, defects=(dig,)), profiles=PROFILES)
+    assert image.truth.expected["iec-sm-upc"].status == Status.FAIL
+    report = Inspector.from_profile("iec-sm-upc").inspect(image.pixels)
+    assert report.verdict.zones["A"].status == Status.FAIL, [(d.kind.value, d.zones) for d in report.defects]
+    (found,) = [d for d in report.defects if "A" in d.zones]
+    assert found.size_um == pytest.approx(3.4, abs=1)

@@ -1,4 +1,4 @@
-"""Chips: pieces missing from the cladding's edge, found in the edge's own profile.
+"""Chips, and defects in the guard bands: found in the profile of the fiber's own circular edges.
 
 A band just inside the fitted cladding edge is unwrapped into polar coordinates, one sample
 per pixel of arc. At each radius, the median over all directions is what an intact edge
@@ -8,12 +8,14 @@ edge and reaching at least `min_depth_um` inwards over at least `min_arc_um` of 
 is cut at half its peak departure.
 
 A departure that does not reach the edge but lies in the edge guard band, where the region
-detector does not look, is reported too: as a dig (darker) or a particle (brighter).
+detector does not look, is reported too: as a dig (darker) or a particle (brighter). The core's
+edge gets the same scan for its guard band (a band as wide as a small core itself).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,7 +27,15 @@ from .base import components, inspection_window
 
 __all__ = ["ChipDetector"]
 
-_MIN_INSIDE_AREA_PX = 6  # a defect inside the edge band: smaller is noise
+_MIN_INSIDE_AREA_PX = 6  # a defect inside a guard band: smaller is noise
+_CORE_MARGIN_UM = 3.0  # the core band is scanned this far beyond its guard band on both sides
+
+
+@dataclass(frozen=True)
+class _Found:
+    outline_xy: np.ndarray  # (k, 2) polygon in frame px
+    kind: DefectKind
+    contrast_grey: float
 
 
 class ChipDetector:
@@ -38,66 +48,101 @@ class ChipDetector:
     def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
         p = self.params
         win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=2)
-        shape = (win.h, win.w)
+        labels = np.zeros((win.h, win.w), np.int32)
         if not p.enabled:
-            return CandidateMap.empty(self.name, shape, (win.x0, win.y0))
-        radius = geometry.cladding_radius_px
-        depth_px = p.max_depth_um / geometry.um_per_px
-        inner = max(1.0, radius - depth_px)
-        outer = radius - 0.5  # the edge's own blurred step is the geometry's, not a chip
-        n_angles = max(360, int(2 * math.pi * radius))
-        polar, valid = polar_unwrap(
-            frame.pixels, geometry.center_xy, outer, min_radius_px=inner, n_angles=n_angles
-        )
-        polar = cv2.GaussianBlur(polar, (0, 0), sigmaX=0.5, sigmaY=1.5)  # along the arc more than across
-        deviation = polar - _harmonic_background(polar, valid)
-        spread = 1.4826 * np.median(np.abs(deviation[::4]), axis=0)
-        noise = np.maximum(spread, 1.0)
-        off = (np.abs(deviation) > np.maximum(p.k_sigma * noise, p.min_contrast_grey)) & valid
-        labels, kinds, scores, contrasts = np.zeros(shape, np.int32), [], [], []
-        if not off.any():
             return CandidateMap(self.name, (win.x0, win.y0), labels)
-        # start the unwrapped band where it is quietest, so no chip is cut in two by the seam
-        seam = int(np.argmin(off.sum(axis=1)))
-        off, deviation = np.roll(off, -seam, axis=0), np.roll(deviation, -seam, axis=0)
-        n, comp, stats = components(off.astype(np.uint8))
-        rows_edge = off.shape[1] - 1
-        min_arc = p.min_arc_um / geometry.um_per_px
-        min_depth = p.min_depth_um / geometry.um_per_px
-        # columns from here outwards lie in the edge guard band, where the region detector is blind
-        guard_col = off.shape[1] - self.detection.edge_guard_inner_um / geometry.um_per_px
-        for i in range(1, n):
-            x, y, w, h, area = stats[i]
-            reaches_edge = x + w - 1 >= rows_edge - 1
-            if reaches_edge and (h < min_arc or w < min_depth):
-                continue
-            if not reaches_edge and (x + w - 1 < guard_col or area < _MIN_INSIDE_AREA_PX):
-                continue  # an inside defect the region detector sees
-            own = comp[y : y + h, x : x + w] == i
-            dev = deviation[y : y + h, x : x + w]
-            contrast = float(np.median(dev[own]))
-            half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())  # cut at half its peak
-            if reaches_edge:
-                kind = DefectKind.CHIP
-                col_in, col_out = _chip_columns(own, half), np.full(h, radius - inner - x)  # to the edge
-            else:
-                kind = DefectKind.DIG if contrast < 0 else DefectKind.PARTICLE
-                col_in, col_out = _band_columns(half)
-            # column j is radius inner + j
-            outline = _outline_xy(geometry, y + seam, inner + x + col_in, inner + x + col_out, n_angles)
-            poly = np.round((outline - [win.x0, win.y0]) * 16).astype(np.int32)
-            kinds.append(kind)
-            cv2.fillPoly(labels, [poly], len(kinds), lineType=cv2.LINE_8, shift=4)
-            scores.append(float(np.clip(abs(contrast) / (2 * p.min_contrast_grey), 0.5, 1.0)))
-            contrasts.append(contrast)
+        um = geometry.um_per_px
+        radius = geometry.cladding_radius_px
+        # the cladding edge: chips, and whatever lies in the guard band inside it
+        found = self._scan(
+            frame.pixels,
+            geometry.center_xy,
+            max(1.0, radius - p.max_depth_um / um),
+            radius - 0.5,  # the edge's own blurred step is the geometry's, not a chip
+            guard_px=(radius - self.detection.edge_guard_inner_um / um, radius),
+            um_per_px=um,
+            chips=True,
+        )
+        if geometry.core_radius_px:  # the core's edge: whatever lies in its guard band
+            core = geometry.core_radius_px
+            guard = (
+                core - self.detection.core_guard_inner_um / um,
+                core + self.detection.core_guard_outer_um / um,
+            )
+            margin = _CORE_MARGIN_UM / um  # so what straddles the guard band is measured whole
+            found += self._scan(
+                frame.pixels,
+                geometry.core_center_xy or geometry.center_xy,
+                max(1.0, guard[0] - margin),
+                guard[1] + margin,
+                guard_px=guard,
+                um_per_px=um,
+                chips=False,
+            )
+        for i, f in enumerate(found, start=1):
+            poly = np.round((f.outline_xy - [win.x0, win.y0]) * 16).astype(np.int32)
+            cv2.fillPoly(labels, [poly], i, lineType=cv2.LINE_8, shift=4)
+        contrasts = np.array([f.contrast_grey for f in found], np.float32)
         return CandidateMap(
             self.name,
             (win.x0, win.y0),
             labels,
-            tuple(kinds),
-            np.array(scores, np.float32),
-            np.array(contrasts, np.float32),
+            tuple(f.kind for f in found),
+            np.clip(np.abs(contrasts) / (2 * p.min_contrast_grey), 0.5, 1.0).astype(np.float32),
+            contrasts,
         )
+
+    def _scan(
+        self,
+        pixels: np.ndarray,
+        centre_xy: tuple[float, float],
+        inner: float,
+        outer: float,
+        *,
+        guard_px: tuple[float, float],
+        um_per_px: float,
+        chips: bool,
+    ) -> list[_Found]:
+        """Departures from the band's own concentric profile between radii `inner` and `outer`:
+        chips (reaching `outer`, when `chips`) and defects overlapping the guard band `guard_px`
+        (radii), where the region detector does not look."""
+        p = self.params
+        n_angles = max(360, int(2 * math.pi * outer))
+        polar, valid = polar_unwrap(pixels, centre_xy, outer, min_radius_px=inner, n_angles=n_angles)
+        polar = cv2.GaussianBlur(polar, (0, 0), sigmaX=0.5, sigmaY=1.5)  # along the arc more than across
+        deviation = polar - _harmonic_background(polar, valid)
+        noise = np.maximum(1.4826 * np.median(np.abs(deviation[::4]), axis=0), 1.0)
+        off = (np.abs(deviation) > np.maximum(p.k_sigma * noise, p.min_contrast_grey)) & valid
+        if not off.any():
+            return []
+        # start the unwrapped band where it is quietest, so no defect is cut in two by the seam
+        seam = int(np.argmin(off.sum(axis=1)))
+        off, deviation = np.roll(off, -seam, axis=0), np.roll(deviation, -seam, axis=0)
+        n, comp, stats = components(off.astype(np.uint8))
+        last_col = off.shape[1] - 1
+        found = []
+        for i in range(1, n):
+            x, y, w, h, area = stats[i]
+            r_lo, r_hi = inner + x, inner + x + w - 1
+            is_chip = chips and x + w - 1 >= last_col - 1
+            if is_chip and (h * um_per_px < p.min_arc_um or w * um_per_px < p.min_depth_um):
+                continue
+            if not is_chip and (r_hi < guard_px[0] or r_lo > guard_px[1] or area < _MIN_INSIDE_AREA_PX):
+                continue  # outside the guard band: the region detector's
+            own = comp[y : y + h, x : x + w] == i
+            dev = deviation[y : y + h, x : x + w]
+            contrast = float(np.median(dev[own]))
+            half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())  # cut at half its peak
+            if is_chip:
+                kind = DefectKind.CHIP
+                col_in, col_out = _chip_columns(own, half), np.full(h, outer + 0.5 - inner - x)  # to the edge
+            else:
+                kind = DefectKind.DIG if contrast < 0 else DefectKind.PARTICLE
+                col_in, col_out = _band_columns(half)
+            # column j is radius inner + j
+            outline = _outline_xy(centre_xy, y + seam, inner + x + col_in, inner + x + col_out, n_angles)
+            found.append(_Found(outline, kind, contrast))
+        return found
 
 
 def _chip_columns(own: np.ndarray, half: np.ndarray) -> np.ndarray:
@@ -147,7 +192,7 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
 
 
 def _outline_xy(
-    geometry: Geometry, first_angle: int, r_in: np.ndarray, r_out: np.ndarray, n_angles: int
+    centre_xy: tuple[float, float], first_angle: int, r_in: np.ndarray, r_out: np.ndarray, n_angles: int
 ) -> np.ndarray:
     """Polygon (k, 2) in frame px: the outer boundary over the defect's directions, back along
     its inner boundary (NaN radii: directions it does not cover)."""
@@ -155,7 +200,7 @@ def _outline_xy(
     keep = np.isfinite(r_in) & np.isfinite(r_out)
     angles, r_in, r_out = angles[keep], r_in[keep], r_out[keep]
     r_in = np.minimum(r_in, r_out - 0.5)
-    cx, cy = geometry.center_xy
+    cx, cy = centre_xy
     outside = np.column_stack([cx + r_out * np.cos(angles), cy + r_out * np.sin(angles)])
     inside = np.column_stack([cx + r_in * np.cos(angles), cy + r_in * np.sin(angles)])[::-1]
     return np.vstack([outside, inside])
