@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 
 from defectscope.detect.fuse import fuse
 from defectscope.records import CandidateMap, DefectKind
@@ -124,3 +125,14 @@ def test_a_chip_and_an_opposite_polarity_particle_across_the_edge_stay_apart():
         bright.detector, (0, 0), bright.labels, bright.kinds, bright.scores, np.array([40.0], np.float32)
     )
     assert len(_fuse(chip, bright, edge_guard_px=6.0)) == 2
+
+
+def test_a_thin_region_becomes_a_scratch_as_wide_as_its_middle_not_its_tapered_ends():
+    band = np.zeros((SIZE_PX, SIZE_PX), np.uint8)
+    # 7 px wide over its middle, its ends cut to points over 40 px each (as by a guard band)
+    cv2.fillPoly(band, [np.array([[20, 100], [60, 97], [140, 97], [180, 100], [140, 103], [60, 103]])], 1)
+    region = _map("region.rank", [(DefectKind.PARTICLE, band > 0, None, float("nan"))])
+    (scratch,) = _fuse(region)
+    assert scratch.kind == DefectKind.SCRATCH
+    assert scratch.width_px == pytest.approx(7, abs=0.5)
+    assert band.sum() / 161 < 6  # what area over length would have said

@@ -349,7 +349,9 @@ def _merge_fragments(regions: list[Candidate], gap_px: float) -> list[Candidate]
 
 
 def _as_scratch_if_thin(cand: Candidate, min_length_px: float, min_elongation: float) -> Candidate:
-    """A long, thin region is a scratch: its width is its area over its length."""
+    """A long, thin region is a scratch. Its width is the median of its cross-sections over the
+    middle half of its length: a band cut obliquely at its ends (where it enters a guard band)
+    has less area than its width times its length."""
     if cand.kind not in (DefectKind.DIG, DefectKind.PARTICLE):
         return cand
     ys, xs = np.nonzero(cand.mask)
@@ -358,8 +360,7 @@ def _as_scratch_if_thin(cand: Candidate, min_length_px: float, min_elongation: f
     pts = np.column_stack([xs, ys]).astype(np.float32)
     (_, _), (w, h), _ = cv2.minAreaRect(pts)
     length = max(w, h) + 1.0
-    width = xs.size / length
-    if length < min_length_px or length / max(width, 1.0) < min_elongation:
+    if length < min_length_px or length / max(xs.size / length, 1.0) < min_elongation:
         return cand
     # centre line: the principal axis through the region, clipped to its extent
     mean = pts.mean(axis=0)
@@ -367,4 +368,14 @@ def _as_scratch_if_thin(cand: Candidate, min_length_px: float, min_elongation: f
     axis = vt[0]
     proj = (pts - mean) @ axis
     ends = np.stack([mean + proj.min() * axis, mean + proj.max() * axis]) + np.array([cand.x0, cand.y0])
+    width = _mid_cross_section(proj)
     return replace(cand, kind=DefectKind.SCRATCH, width_px=width, polyline_xy=ends.astype(np.float32))
+
+
+def _mid_cross_section(proj: np.ndarray) -> float:
+    """Median pixel count per 1 px step along a band's axis (`proj`: each pixel's position along
+    it), over the middle half of its extent: its width, ignoring how its ends are cut."""
+    steps = np.floor(proj - proj.min()).astype(int)
+    counts = np.bincount(steps)
+    quarter = len(counts) // 4
+    return float(np.median(counts[quarter : len(counts) - quarter]))
