@@ -9,6 +9,8 @@ The set, generated with `defectscope.synth.write_dataset` (deterministic, mixed 
     sm-upc     iec-sm-upc   1001  150
     mm-pc      iec-mm-pc    2002  150
     degraded   iec-sm-upc   3003   60   (uninspectable frames, all expected UNDETERMINED)
+    sm-new     iec-sm-upc   7007  200   (held out: first scored after the engine was tuned on the
+    mm-new     iec-mm-pc    8008  200    sets above; fixes they led to are in the git log)
 
 Each subset is inspected with the profile it was planned for (`inspect_batch`, reports written)
 and scored with `defectscope.evaluate.evaluate_reports`. "combined" sums the counts of the
@@ -54,6 +56,8 @@ SUBSETS = (
     Subset("sm-upc", "iec-sm-upc", 1001, 150),
     Subset("mm-pc", "iec-mm-pc", 2002, 150),
     Subset("degraded", "iec-sm-upc", 3003, 60, degraded=True),
+    Subset("sm-new", "iec-sm-upc", 7007, 200),
+    Subset("mm-new", "iec-mm-pc", 8008, 200),
 )
 
 # (label, key in the summary, unit/format, target text, test); tests take the summary figure.
