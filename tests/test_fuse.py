@@ -136,3 +136,25 @@ def test_a_thin_region_becomes_a_scratch_as_wide_as_its_middle_not_its_tapered_e
     assert scratch.kind == DefectKind.SCRATCH
     assert scratch.width_px == pytest.approx(7, abs=0.5)
     assert band.sum() / 161 < 6  # what area over length would have said
+
+
+def _with_contrast(cmap: CandidateMap, contrast_grey: float) -> CandidateMap:
+    n = len(cmap)
+    return CandidateMap(
+        cmap.detector, (0, 0), cmap.labels, cmap.kinds, cmap.scores, np.full(n, contrast_grey, np.float32)
+    )
+
+
+def test_a_faint_rim_of_the_opposite_polarity_around_a_strong_dig_is_part_of_it():
+    dig = _with_contrast(_map("region.rank", [_disc(100, 100, 6, DefectKind.DIG)]), -60.0)
+    ring = np.zeros((SIZE_PX, SIZE_PX), np.uint8)
+    cv2.circle(ring, (100, 100), 8, 1, 2)  # the bright rim just outside it
+    rim = _with_contrast(_map("region.rank", [(DefectKind.PARTICLE, ring > 0, None, float("nan"))]), 15.0)
+    (only,) = _fuse(dig, rim)
+    assert only.kind == DefectKind.DIG and only.area == dig.labels.astype(bool).sum()  # not grown by it
+
+
+def test_a_bright_particle_beside_a_dark_dig_of_similar_contrast_stays():
+    dig = _with_contrast(_map("region.rank", [_disc(100, 100, 6, DefectKind.DIG)]), -40.0)
+    particle = _with_contrast(_map("region.rank", [_disc(111, 100, 4)]), 35.0)
+    assert len(_fuse(dig, particle)) == 2

@@ -1,7 +1,8 @@
 """Fusion: merge what several detectors propose into one list of candidates.
 
 Rules, in order:
-1. a blob lying largely (>= 40 %) along a scratch (within 4 merge gaps) is the scratch's halo;
+1. a blob lying largely (>= 40 %) along a scratch at least 3 times its size (within 4 merge gaps)
+   is the scratch's halo;
    a scratch lying mostly (>= 50 %) inside a remaining large blob is that blob's rim;
 2. a region lying mostly (>= 60 % of its pixels) in a scratch's band (widened by the blur) is
    part of that scratch (a dig on a scratch, mostly outside its thin band, stays a dig);
@@ -11,8 +12,11 @@ Rules, in order:
 5. a region that is long and thin is a scratch the line detector did not follow;
 6. collinear scratch pieces less than `scratch_join_gap_px` apart are one scratch (residuals
    fail in the guard bands, splitting a scratch that crosses them);
-7. a chip any scratch's centre line runs into is where that scratch crosses the cladding edge;
-8. a chip with a region or blob of the same polarity just across the cladding edge (beyond the
+7. a dig, particle or scratch of the opposite polarity to a much stronger candidate, lying
+   mostly within its rim (2 merge gaps), is that candidate's halo or rim (bright rims of pits,
+   dark fringes of bright particles and scratches): dropped;
+8. a chip any scratch's centre line runs into is where that scratch crosses the cladding edge;
+9. a chip with a region or blob of the same polarity just across the cladding edge (beyond the
    outer guard band, where nothing else is found) is the inner part of a particle lying over the
    edge: it joins that region or blob, which keeps its kind.
 Whatever merges keeps every detector's name in `sources`.
@@ -97,20 +101,22 @@ def fuse(
     merged = [_as_scratch_if_thin(c, min_scratch_length_px, min_elongation) for c in merged]  # rule 5
     out = hosts + merged
     lines = _join_collinear([c for c in out if _is_line(c)], scratch_join_gap_px)  # rule 6
+    out = _drop_rims([c for c in out if not _is_line(c)] + lines, _RIM_GAPS * merge_gap_px)  # rule 7
+    lines = [c for c in out if _is_line(c)]
     rest = [c for c in out if not _is_line(c)]
-    # rule 7: scratches often stop at the guard band just before the cladding edge, so their
+    # rule 8: scratches often stop at the guard band just before the cladding edge, so their
     # centre lines are carried on to the edge; a chip they touch at all is where they cross it
     centre_lines = [_line_band(replace(s, width_px=1.0), 0.5, extend_px=edge_reach_px) for s in lines]
     chips = [
         c for c in rest if c.kind == DefectKind.CHIP and not any(_overlap(c, b) > 0 for b in centre_lines)
     ]
     rest = [c for c in rest if c.kind != DefectKind.CHIP]
-    chips = _lying_over_the_edge(chips, rest, edge_guard_px + merge_gap_px)  # rule 8
+    chips = _lying_over_the_edge(chips, rest, edge_guard_px + merge_gap_px)  # rule 9
     return chips + rest + lines
 
 
 def _lying_over_the_edge(chips: list[Candidate], others: list[Candidate], gap_px: float) -> list[Candidate]:
-    """Rule 8: chips with a same-polarity partner in `others` within `gap_px` are merged into it
+    """Rule 9: chips with a same-polarity partner in `others` within `gap_px` are merged into it
     (`others` is updated in place); returns the chips left."""
     kept = []
     for chip in chips:
@@ -128,6 +134,34 @@ def _lying_over_the_edge(chips: list[Candidate], others: list[Candidate], gap_px
         else:
             others[partner] = _absorb(others[partner], chip, grow=True)
     return kept
+
+
+_RIM_GAPS = 2.0  # how far (in merge gaps) a rim or halo reaches beyond the feature it surrounds
+_RIM_CONTRAST = 1.5  # how much stronger than its rim a feature is
+
+
+def _drop_rims(cands: list[Candidate], rim_px: float) -> list[Candidate]:
+    """Rule 7: weakest first, a region or scratch mostly within `rim_px` of a much stronger
+    candidate of the opposite polarity is dropped, its detector noted on that candidate."""
+    order = sorted(range(len(cands)), key=lambda i: abs(cands[i].contrast_grey))
+    reach = {}
+    dropped = set()
+    for i in order:
+        c = cands[i]
+        if c.kind not in (DefectKind.DIG, DefectKind.PARTICLE, DefectKind.SCRATCH):
+            continue
+        for j, h in enumerate(cands):
+            if j == i or j in dropped or (h.contrast_grey > 0) == (c.contrast_grey > 0):
+                continue
+            if abs(h.contrast_grey) < _RIM_CONTRAST * abs(c.contrast_grey):
+                continue
+            if j not in reach:
+                reach[j] = _dilated(h, rim_px)
+            if _overlap(c, reach[j]) >= 0.5 * c.area:
+                cands[j] = _absorb(h, c, grow=False)
+                dropped.add(i)
+                break
+    return [c for i, c in enumerate(cands) if i not in dropped]
 
 
 def _scratches_and_blobs(
