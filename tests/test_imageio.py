@@ -97,6 +97,22 @@ def test_colour_is_converted_to_bt601_luma(bgr_bands, ext):
         assert abs(int(got) - want) <= tol
 
 
+def test_jpeg_luma_decode_matches_colour_decode_then_conversion():
+    rng = np.random.default_rng(3)
+    photo = cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (0, 0), 2.0)
+    data = _encode(photo, ".jpg", (cv2.IMWRITE_JPEG_QUALITY, 90))
+    frame = decode_frame(data)
+    via_colour = cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY
+    )
+    assert frame.channels == 3
+    assert np.abs(frame.pixels.astype(int) - via_colour).max() <= 2
+
+
+def test_grey_jpeg_reports_one_channel(grey8):
+    assert decode_frame(_encode(grey8, ".jpg")).channels == 1
+
+
 @pytest.mark.parametrize("ext", [".png", ".tif"])
 def test_bgra_is_converted_to_luma_ignoring_alpha(bgr_bands, ext):
     bgra = np.dstack([bgr_bands, np.full((H, W), 7, np.uint8)])  # nearly transparent: alpha must not matter
