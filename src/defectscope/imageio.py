@@ -62,7 +62,12 @@ def decode_frame(data: bytes, *, source: str = "<bytes>") -> Frame:
         raise ImageDecodeError(
             f"{source}: not a JPEG, PNG, BMP or TIFF image (starts with {data[:8]!r}); check the file"
         )
-    _check_declared_size(data, kind, source)
+    # decompression bombs are refused from the size the header declares, before decoding
+    w, h, jpeg_channels = _declared_header(data, kind)
+    if w * h > MAX_PIXELS:
+        raise ImageDecodeError(
+            f"{source}: header declares {w}x{h} px, over the {MAX_PIXELS / 1e6:.0f} MP limit"
+        )
     buffer = np.frombuffer(data, np.uint8)
     # a JPEG is decoded straight to its luma channel: 3x faster than decoding colour and
     # converting (the same grey to within a level); EXIF orientation is ignored as for the others
@@ -78,7 +83,7 @@ def decode_frame(data: bytes, *, source: str = "<bytes>") -> Frame:
         source=source,
         sha256=frame.sha256,
         bit_depth=frame.bit_depth,
-        channels=_jpeg_header(data)[2] if kind == "JPEG" else frame.channels,
+        channels=jpeg_channels if kind == "JPEG" else frame.channels,
         decode_ms=(time.perf_counter() - t0) * 1e3,
     )
 
@@ -129,22 +134,17 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _check_declared_size(data: bytes, kind: str, source: str) -> None:
-    """Refuse decompression bombs before decoding, from the size the header declares (PNG, BMP, JPEG)."""
-    w = h = 0
+def _declared_header(data: bytes, kind: str) -> tuple[int, int, int]:
+    """Width and height the header declares (0, 0 when it does not say: TIFF) and, for a JPEG,
+    its number of colour components (else 1)."""
     if kind == "PNG" and len(data) >= 24:
-        w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    elif kind == "BMP" and len(data) >= 26:
-        w, h = (
-            abs(int.from_bytes(data[18:22], "little", signed=True)),
-            abs(int.from_bytes(data[22:26], "little", signed=True)),
-        )
-    elif kind == "JPEG":
-        w, h, _ = _jpeg_header(data)
-    if w * h > MAX_PIXELS:
-        raise ImageDecodeError(
-            f"{source}: header declares {w}x{h} px, over the {MAX_PIXELS / 1e6:.0f} MP limit"
-        )
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"), 1
+    if kind == "BMP" and len(data) >= 26:
+        w = abs(int.from_bytes(data[18:22], "little", signed=True))
+        return w, abs(int.from_bytes(data[22:26], "little", signed=True)), 1
+    if kind == "JPEG":
+        return _jpeg_header(data)
+    return 0, 0, 1
 
 
 def _jpeg_header(data: bytes) -> tuple[int, int, int]:
