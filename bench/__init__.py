@@ -6,6 +6,7 @@ The helpers below give every result the same header (command, git sha, machine, 
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -55,6 +56,16 @@ def machine() -> dict:
         "numpy": np.__version__,
         "opencv": cv2.__version__,
     }
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    """The `--data` option of every benchmark that reads the real images."""
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="folder holding the real images (default: <repo>/../shared/data/fiber-real)",
+    )
 
 
 def unique_images(data: Path, folders: Sequence[str]) -> tuple[list[Path], list[list[str]]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import cv2
 
-from bench import DEFAULT_DATA, RESULTS_DIR, header, unique_images, write_result
+from bench import RESULTS_DIR, add_data_option, header, unique_images, write_result
 
 # folder -> (profile, cladding diameter override, what a correct outcome is)
 PLAN = {
@@ -34,7 +34,7 @@ PLAN = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    add_data_option(parser)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "realdata.json")
     parser.add_argument(
         "--overlays", type=Path, default=None, help="write overlays here (never into the repo)"

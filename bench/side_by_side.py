@@ -34,7 +34,7 @@ from defectscope.profile import load_profile
 from defectscope.records import Status
 from defectscope.synth import SynthImage, random_scene, render_scene, shipped_profiles
 
-from . import DEFAULT_DATA, REPO_ROOT, RESULTS_DIR, fail, header, unique_images, write_result
+from . import REPO_ROOT, RESULTS_DIR, add_data_option, fail, header, unique_images, write_result
 
 TILE_WH = (384, 288)  # side-by-side tiles: 1152x864 at 1/3
 CROP_PX = 340  # gallery tiles: square crops around the fiber
@@ -86,12 +86,7 @@ GALLERY = (
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA,
-        help="folder holding the real images (default: <repo>/../shared/data/fiber-real)",
-    )
+    add_data_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed for choosing scenes and real images")
     parser.add_argument(
         "--picture",

@@ -37,7 +37,7 @@ from defectscope.errors import DefectscopeError
 from defectscope.inspector import Inspector
 from defectscope.profile import load_profile
 
-from . import DEFAULT_DATA, RESULTS_DIR, fail, header, mark, unique_images, write_result
+from . import RESULTS_DIR, add_data_option, fail, header, mark, unique_images, write_result
 
 FOLDERS = ("dimension-scope-50um", "dimension-scope-91um", "misc")
 SIZE_WH = (1152, 864)
@@ -48,12 +48,7 @@ _UNITS = {"median_ms": " ms", "p99_ms": " ms", "throughput_mp_per_s": " MP/s", "
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--data",
-        type=Path,
-        default=DEFAULT_DATA,
-        help="folder holding the real images (default: <repo>/../shared/data/fiber-real)",
-    )
+    add_data_option(parser)
     parser.add_argument(
         "--profile",
         default="iec-mm-pc",
