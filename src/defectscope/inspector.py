@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from . import __version__
-from .detect.base import Detector
+from .detect.base import Detector, detection_frame
 from .detect.blob import BlobDetector
 from .detect.chip import ChipDetector
 from .detect.fuse import fuse
@@ -142,7 +142,8 @@ class Inspector:
             return Inspection(report, frame)
 
         t = time.perf_counter()
-        maps = [detector(frame, geometry) for detector in self.detectors]
+        seen = detection_frame(frame, geometry, self.profile.detection)
+        maps = [detector(seen, geometry) for detector in self.detectors]
         timing["detect"] = _ms(t)
         t = time.perf_counter()
         params = self.profile.detection

@@ -6,7 +6,7 @@ their inputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
@@ -20,6 +20,7 @@ __all__ = [
     "Window",
     "detection_radius_px",
     "flatten_core",
+    "detection_frame",
     "inspection_window",
     "fiber_guards",
     "zone_label_map",
@@ -40,7 +41,8 @@ _ONE = 1 << _SHIFT
 
 
 class Detector(Protocol):
-    """Configured once from the profile; holds no state between calls."""
+    """Configured once from the profile; holds no state between calls. The Inspector calls it
+    with the `detection_frame` (the core's concentric structure flattened)."""
 
     name: str
 
@@ -176,6 +178,13 @@ def zone_label_map(
             shift=_SHIFT,
         )
     return labels
+
+
+def detection_frame(frame: Frame, geometry: Geometry, params: DetectionParams) -> Frame:
+    """The frame the detectors see: `frame` with the core's concentric structure flattened
+    (`flatten_core`), done once per inspection rather than by each detector."""
+    pixels = flatten_core(frame.pixels, geometry, Window(0, 0, frame.width, frame.height), params)
+    return frame if pixels is frame.pixels else replace(frame, pixels=pixels)
 
 
 def flatten_core(roi: np.ndarray, geometry: Geometry, window: Window, params: DetectionParams) -> np.ndarray:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import components, detection_radius_px, fiber_guards, flatten_core, inspection_window
+from .base import components, detection_radius_px, fiber_guards, inspection_window
 
 __all__ = ["BlobDetector"]
 
@@ -36,7 +36,7 @@ class BlobDetector:
     def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
         p = self.params
         win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=2)
-        roi = flatten_core(win.crop(frame.pixels), geometry, win, self.detection)
+        roi = win.crop(frame.pixels)
         if not p.enabled:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         step = max(2, round(_TARGET_UM_PER_PX / geometry.um_per_px))

@@ -23,7 +23,6 @@ from .base import (
     detection_radius_px,
     domain_rank_residuals,
     fiber_guards,
-    flatten_core,
     inspection_window,
     zone_label_map,
     zone_noise,
@@ -49,7 +48,7 @@ class RegionDetector:
         win = inspection_window(
             geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2, margin_um=p.window_um
         )
-        roi = cv2.GaussianBlur(flatten_core(win.crop(frame.pixels), geometry, win, self.detection), (3, 3), 0)
+        roi = cv2.GaussianBlur(win.crop(frame.pixels), (3, 3), 0)
         # (the 3x3 blur is matched to the optics' blur and halves the noise)
         n_zones = len(geometry.zones)
         labels = zone_label_map(

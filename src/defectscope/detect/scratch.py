@@ -33,7 +33,6 @@ from .base import (
     detection_radius_px,
     domain_rank_residuals,
     fiber_guards,
-    flatten_core,
     inspection_window,
     zone_label_map,
     zone_noise,
@@ -72,7 +71,7 @@ class ScratchDetector:
         win = inspection_window(
             geometry, frame.pixels.shape, self.detection, margin_px=4, margin_um=_MARGIN_UM
         )
-        roi = flatten_core(win.crop(frame.pixels), geometry, win, self.detection)
+        roi = win.crop(frame.pixels)
         if not p.enabled:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
@@ -187,10 +186,10 @@ class ScratchDetector:
         n = p.n_angles
         responses = np.empty((n, side, side), np.uint16)
         alongs = np.empty((n, side, side), np.uint16)
-        rotations: list[np.ndarray] = [np.zeros((2, 3))] * n
+        turns: list[np.ndarray] = [np.zeros((2, 3))] * n  # window -> turned frame of each direction
         found: list[tuple[int, np.ndarray, float]] = []
         # one warp serves two directions: in the frame turned by theta a line at theta runs along
-        # the rows and a line at theta + 90 deg along the columns (read through the transpose)
+        # the rows and a line at theta + 90 deg along the columns (k >= n / 2; read transposed)
         for k in range(n // 2):
             rot = cv2.getRotationMatrix2D(centre, 180.0 * k / n, 1.0)
             rot[:, 2] += (side / 2 - centre[0], side / 2 - centre[1])
@@ -198,11 +197,10 @@ class ScratchDetector:
             # along-row average minus across average: a line along the rows keeps most of its
             # contrast, a blob or a line crossing at another angle cancels
             along_rows = cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT, dst=alongs[k])
-            along_cols = cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT)
+            along_cols = cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT, dst=alongs[k + n // 2])
             cv2.subtract(along_rows, along_cols, dst=responses[k])
-            responses[k + n // 2] = cv2.subtract(along_cols, along_rows).T
-            alongs[k + n // 2] = along_cols.T
-            rotations[k], rotations[k + n // 2] = rot, rot[[1, 0], :]
+            cv2.subtract(along_cols, along_rows, dst=responses[k + n // 2])
+            turns[k] = turns[k + n // 2] = rot
             if (
                 line_noise is None
             ):  # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
@@ -210,10 +208,14 @@ class ScratchDetector:
                 line_noise = max(
                     float(np.percentile(inside, 75)) / 0.674 / _FIXED if inside.size else 0.0, 0.25
                 )
+        # integer responses above the threshold are those above its floor
+        threshold = math.floor(max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED)
         for k in range(n):
+            hits = cv2.compare(responses[k], threshold, cv2.CMP_GT)
             response, along = responses[k], alongs[k]
-            threshold = max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED
-            hits = cv2.morphologyEx((response > threshold).astype(np.uint8), cv2.MORPH_OPEN, run_kernel)
+            if k >= n // 2:  # transposed views: the line runs along their rows
+                hits, response, along = np.ascontiguousarray(hits.T), response.T, along.T
+            hits = cv2.morphologyEx(hits, cv2.MORPH_OPEN, run_kernel)
             contours, _ = cv2.findContours(hits, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
             for contour in contours:
                 x, y, cw, ch = cv2.boundingRect(contour)
@@ -229,11 +231,13 @@ class ScratchDetector:
                 found.append((k, ends, peak))
         if not found:
             return []
+        # ends found in a transposed view are (row, col) of the turned frame: swap the rotation's rows
+        rotations = [rot[[1, 0], :] if k >= n // 2 else rot for k, rot in enumerate(turns)]
         inverses = np.stack([cv2.invertAffineTransform(rot) for rot in rotations])  # (n_angles, 2, 3)
         angle_of = np.array([k for k, _, _ in found])
         ends = np.stack([e for _, e, _ in found])  # (n, 2, 2) in rotated frames
         back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
-        keep = _strongest_angle(angle_of, back.mean(axis=1), responses, np.stack(rotations))
+        keep = _strongest_angle(angle_of, back.mean(axis=1), responses, np.stack(turns))
         # a line whose across-profile never lies wholly in the inspected area runs along a guard
         # band (the fiber's own edge): nothing to follow there
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
