@@ -280,34 +280,45 @@ def domain_rank_residuals(
     radius = geometry.cladding_radius_px * scale
     inner = radius - params.edge_guard_inner_um / geometry.um_per_px * scale
     outer = radius + params.edge_guard_outer_um / geometry.um_per_px * scale
-    band = max(3.0, float(window_px))
-    levels = _edge_levels(pixels, (cx, cy), inner, outer, band)
-    if levels is None:
-        return rank_residuals(pixels, window_px=window_px)
-    fiber = np.zeros((h, w), np.uint8)
-    cv2.circle(fiber, (round(cx * _ONE), round(cy * _ONE)), max(0, round(inner * _ONE)), 1, -1, shift=_SHIFT)
-    ferrule = np.ones((h, w), np.uint8)
-    cv2.circle(ferrule, (round(cx * _ONE), round(cy * _ONE)), round(outer * _ONE), 0, -1, shift=_SHIFT)
-    dark = np.zeros((h, w), np.uint8)
-    bright = np.zeros((h, w), np.uint8)
     size = max(3, int(window_px) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    # the fiber is filtered only around its disc (a fraction of the window), the ferrule everywhere
-    reach = int(np.ceil(inner)) + size
-    fiber_box = (
-        slice(max(0, int(cy) - reach), max(0, int(cy) + reach + 1)),
-        slice(max(0, int(cx) - reach), max(0, int(cx) + reach + 1)),
+    # everything that is filled, and the fiber's filtering, lies in a box about the fiber: the
+    # fiber with a window's reach of context, and the ferrule's hole
+    reach = int(np.ceil(max(inner + size, outer))) + 1
+    x0, y0 = max(0, int(cx) - reach), max(0, int(cy) - reach)
+    box = np.s_[y0 : max(y0, min(h, int(cy) + reach + 1)), x0 : max(x0, min(w, int(cx) + reach + 1))]
+    local = pixels[box]
+    centre_local = (cx - x0, cy - y0)
+    levels = _edge_levels(
+        pixels, (cx, cy), inner, outer, max(3.0, float(window_px)), box, step=max(1, min(h, w) // 160)
     )
-    for mask, fill, box in ((fiber, levels[0], fiber_box), (ferrule, levels[1], np.s_[:, :])):
-        inside = mask[box] > 0
-        filled = np.where(inside, pixels[box], fill[box])
+    if levels is None or local.size == 0:
+        return rank_residuals(pixels, window_px=window_px)
+    at = (round(centre_local[0] * _ONE), round(centre_local[1] * _ONE))
+    disc = np.zeros(local.shape, np.uint8)
+    cv2.circle(disc, at, max(0, round(inner * _ONE)), 255, -1, shift=_SHIFT)
+    hole = np.zeros(local.shape, np.uint8)
+    cv2.circle(hole, at, round(outer * _ONE), 255, -1, shift=_SHIFT)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+
+    def residuals(filled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if top_hat is None:
-            d, b = rank_residuals(filled, window_px=window_px)
-        else:
-            d = cv2.subtract(cv2.morphologyEx(filled, cv2.MORPH_CLOSE, kernel), filled) if top_hat <= 0 else 0
-            b = cv2.subtract(filled, cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel)) if top_hat >= 0 else 0
-        np.copyto(dark[box], d, where=inside)
-        np.copyto(bright[box], b, where=inside)
+            return rank_residuals(filled, window_px=window_px)
+        zero = np.zeros_like(filled)
+        d = cv2.subtract(cv2.morphologyEx(filled, cv2.MORPH_CLOSE, kernel), filled) if top_hat <= 0 else zero
+        b = cv2.subtract(filled, cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel)) if top_hat >= 0 else zero
+        return d, b
+
+    # the ferrule: the whole window, with the fiber and the guard band at the ferrule's level
+    ferrule = pixels.copy()
+    cv2.copyTo(levels[1], hole, ferrule[box])
+    dark, bright = residuals(ferrule)
+    # the fiber: its box, with the guard band and the ferrule at the fiber's level
+    fiber = levels[0]
+    cv2.copyTo(local, disc, fiber)
+    fiber_dark, fiber_bright = residuals(fiber)
+    for out, inside in ((dark, fiber_dark), (bright, fiber_bright)):
+        out[box][hole > 0] = 0  # the guard band has no residual
+        cv2.copyTo(inside, disc, out[box])
     return dark, bright
 
 
@@ -317,19 +328,28 @@ _LEVEL_RADII = 8  # samples across each band
 
 
 def _edge_levels(
-    pixels: np.ndarray, centre_xy: tuple[float, float], inner: float, outer: float, band: float
+    pixels: np.ndarray,
+    centre_xy: tuple[float, float],
+    inner: float,
+    outer: float,
+    band: float,
+    box: tuple[slice, slice],
+    *,
+    step: int,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(fiber fill, ferrule fill), each (h, w) uint8: per direction, the median grey of a band
-    `band` px wide just inside the guard (fiber) and just outside it (ferrule), smoothed over
-    25 degrees so a defect in the band does not set it. None when either band is outside the
-    frame. The fill image is built on a coarse grid and upsampled: levels vary slowly with direction."""
+    """(fiber fill, ferrule fill), each uint8 the shape of `pixels[box]`: per direction, the
+    median grey of a band `band` px wide just inside the guard (fiber) and just outside it
+    (ferrule), smoothed over 25 degrees so a defect in the band does not set it. None when either
+    band is outside the frame. The fill is built on a grid `step` px apart and upsampled: levels
+    vary slowly with direction."""
     h, w = pixels.shape
     cx, cy = centre_xy
     angles = np.linspace(0, 2 * np.pi, _LEVEL_BINS * _LEVEL_RAYS_PER_BIN, endpoint=False)
     cos, sin = np.cos(angles)[:, None], np.sin(angles)[:, None]
-    step = max(1, min(h, w) // 160)
-    gx = np.arange(0, w, step, dtype=np.float32) - cx
-    gy = np.arange(0, h, step, dtype=np.float32) - cy
+    rows, cols = box
+    box_h, box_w = rows.stop - rows.start, cols.stop - cols.start
+    gx = np.arange(cols.start, cols.stop, step, dtype=np.float32) - cx
+    gy = np.arange(rows.start, rows.stop, step, dtype=np.float32) - cy
     grid_bins = cv2.phase(*np.broadcast_arrays(gx[None, :], gy[:, None]), angleInDegrees=False)
     grid_bins = (grid_bins * (_LEVEL_BINS / (2 * np.pi))).astype(np.int32) % _LEVEL_BINS
     fills = []
@@ -342,7 +362,7 @@ def _edge_levels(
         if level is None:
             return None
         fill = level.round().clip(0, 255).astype(np.uint8)[grid_bins]
-        fills.append(cv2.resize(fill, (w, h), interpolation=cv2.INTER_LINEAR))
+        fills.append(cv2.resize(fill, (box_w, box_h), interpolation=cv2.INTER_LINEAR))
     return fills[0], fills[1]
 
 
