@@ -156,15 +156,14 @@ def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.nd
     """
     background = np.zeros(small.shape, np.float32)
     h, w = small.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    xx, yy = xx / max(w, 1) - 0.5, yy / max(h, 1) - 0.5
-    basis = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], axis=-1)  # (h, w, 6)
+    xx = (np.arange(w, dtype=np.float32) / max(w, 1) - 0.5)[None, :]
+    yy = (np.arange(h, dtype=np.float32) / max(h, 1) - 0.5)[:, None]
     for d in (1, 2, 3):
         inside = domains == d
         if inside.sum() < 12:
             continue
         # the core disk is small: a quadratic there is flexible enough to fit a film as a dome
-        surface = _robust_surface(small, basis[..., :3] if d == 1 else basis, inside)
+        surface = _robust_surface(small, xx, yy, inside, n_terms=3 if d == 1 else 6)
         ys, xs = np.nonzero(inside)
         if window >= max(np.ptp(ys), np.ptp(xs)) + 1:
             background[inside] = surface[inside] + float(np.median((small - surface)[inside][::2]))
@@ -176,22 +175,30 @@ def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.nd
     return background
 
 
-def _robust_surface(small: np.ndarray, basis: np.ndarray, inside: np.ndarray, n_iter: int = 3) -> np.ndarray:
-    """Quadratic surface fitted to `small` where `inside`, reweighting away outliers (blobs, films)."""
-    sub = (slice(None, None, 2), slice(None, None, 2))  # every other pixel is plenty for six coefficients
-    x = basis[sub][inside[sub]]
-    v = small[sub][inside[sub]].astype(np.float64)
+def _robust_surface(
+    small: np.ndarray, xx: np.ndarray, yy: np.ndarray, inside: np.ndarray, *, n_terms: int, n_iter: int = 3
+) -> np.ndarray:
+    """Surface 1, x, y[, x^2, xy, y^2] (the first `n_terms`) fitted to `small` where `inside`,
+    reweighting away outliers (blobs, films). xx: (1, w), yy: (h, 1) normalised coordinates."""
+    ys, xs = np.nonzero(inside[::2, ::2])  # every other pixel is plenty for six coefficients
+    ys, xs = 2 * ys, 2 * xs
+    x, y = xx[0, xs].astype(np.float64), yy[ys, 0].astype(np.float64)
+    basis = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y])[:, :n_terms]
+    v = small[ys, xs].astype(np.float64)
     keep = np.ones(v.shape, bool)
-    coeffs = np.zeros(basis.shape[-1])
+    coeffs = np.zeros(n_terms)
     for _ in range(n_iter):
-        xk = x[keep]
-        coeffs = np.linalg.solve(xk.T @ xk + 1e-6 * np.eye(xk.shape[1]), xk.T @ v[keep])
-        resid = v - x @ coeffs
+        xk = basis[keep]
+        coeffs = np.linalg.solve(xk.T @ xk + 1e-6 * np.eye(n_terms), xk.T @ v[keep])
+        resid = v - basis @ coeffs
         scale = 1.4826 * np.median(np.abs(resid[keep])) + 0.5
         keep = np.abs(resid) < 2.5 * scale
         if keep.sum() < 12:
             break
-    return (basis @ coeffs).astype(np.float32)
+    c = np.zeros(6)
+    c[:n_terms] = coeffs
+    surface = c[0] + c[1] * xx + c[2] * yy + c[3] * xx * xx + c[4] * xx * yy + c[5] * yy * yy
+    return surface.astype(np.float32)
 
 
 def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:

@@ -153,7 +153,7 @@ def _drop_rims(cands: list[Candidate], rim_px: float) -> list[Candidate]:
         for j, h in enumerate(cands):
             if j == i or j in dropped or (h.contrast_grey > 0) == (c.contrast_grey > 0):
                 continue
-            if abs(h.contrast_grey) < _RIM_CONTRAST * abs(c.contrast_grey):
+            if abs(h.contrast_grey) < _RIM_CONTRAST * abs(c.contrast_grey) or _apart(c, h, rim_px):
                 continue
             if j not in reach:
                 reach[j] = _dilated(h, rim_px)
@@ -316,6 +316,17 @@ def _overlap(a: Candidate, b: Candidate) -> int:
     return int(np.count_nonzero(sa & sb))
 
 
+def _apart(a: Candidate, b: Candidate, gap_px: float) -> bool:
+    """Whether two candidates' bounding boxes are more than `gap_px` apart (their masks then are too)."""
+    gap = int(np.ceil(gap_px))
+    return (
+        a.x0 > b.x0 + b.mask.shape[1] + gap
+        or b.x0 > a.x0 + a.mask.shape[1] + gap
+        or a.y0 > b.y0 + b.mask.shape[0] + gap
+        or b.y0 > a.y0 + a.mask.shape[0] + gap
+    )
+
+
 def _dilated(c: Candidate, by_px: float) -> Candidate:
     r = max(1, int(round(by_px)))
     padded = np.pad(c.mask.astype(np.uint8), r)
@@ -371,9 +382,12 @@ def _merge_fragments(regions: list[Candidate], gap_px: float) -> list[Candidate]
     """Union regions of the same polarity whose masks come within `gap_px` of each other."""
     merged: list[Candidate] = []
     for r in sorted(regions, key=lambda c: -c.area):
-        grown = _dilated(r, gap_px)
+        grown = None
         for i, m in enumerate(merged):
-            if np.sign(m.contrast_grey) == np.sign(r.contrast_grey) and _overlap(grown, m) > 0:
+            if (m.contrast_grey > 0) != (r.contrast_grey > 0) or _apart(r, m, gap_px):
+                continue
+            grown = _dilated(r, gap_px) if grown is None else grown
+            if _overlap(grown, m) > 0:
                 kind = m.kind if m.kind == r.kind else DefectKind.PARTICLE
                 merged[i] = replace(_absorb(m, r, grow=True), kind=kind)
                 break

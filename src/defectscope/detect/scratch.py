@@ -197,7 +197,9 @@ class ScratchDetector:
             # along-row average minus across average: a line along the rows keeps most of its
             # contrast, a blob or a line crossing at another angle cancels
             along_rows = cv2.blur(turned, (half_len, 1), borderType=cv2.BORDER_CONSTANT, dst=alongs[k])
-            along_cols = cv2.blur(turned, (1, half_len), borderType=cv2.BORDER_CONSTANT, dst=alongs[k + n // 2])
+            along_cols = cv2.blur(
+                turned, (1, half_len), borderType=cv2.BORDER_CONSTANT, dst=alongs[k + n // 2]
+            )
             cv2.subtract(along_rows, along_cols, dst=responses[k])
             cv2.subtract(along_cols, along_rows, dst=responses[k + n // 2])
             turns[k] = turns[k + n // 2] = rot
