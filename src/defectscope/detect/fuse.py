@@ -270,11 +270,14 @@ def _candidates(cmap: CandidateMap) -> list[Candidate]:
     if len(cmap) == 0:
         return []
     x0, y0 = cmap.origin_xy
-    points = cv2.findNonZero(cv2.compare(cmap.labels, 0, cv2.CMP_GT))  # SIMD scan: maps are sparse
+    # maps are sparse: SIMD scans find the rows holding candidates, then their pixels
+    mask = cv2.compare(cmap.labels, 0, cv2.CMP_GT)
+    rows = np.flatnonzero(cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S))
+    points = cv2.findNonZero(mask[rows]) if rows.size else None
     if points is None:
         return []
     points = points.reshape(-1, 2)  # (N, 1, 2) in OpenCV 4, (N, 2) in OpenCV 5
-    xs, ys = points[:, 0], points[:, 1]
+    xs, ys = points[:, 0], rows[points[:, 1]]
     labels = cmap.labels[ys, xs]
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(len(cmap) + 2))

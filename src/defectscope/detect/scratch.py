@@ -245,16 +245,13 @@ class ScratchDetector:
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
         reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) / 2
         keep &= _followable(back, usable_half, reach_half)
+        signs = _polarity_along(polarity, back)
+        full = (back + 0.5) * 2.0 - 0.5  # to full-resolution window px
         lines = [
-            _Line(
-                (b[0] + 0.5) * 2.0 - 0.5,
-                (b[1] + 0.5) * 2.0 - 0.5,
-                peak / line_noise,
-                _polarity_along(polarity, b[0], b[1]),
-            )
-            for b, (_, _, peak), ok in zip(back, found, keep)
+            _Line(ends[0], ends[1], peak / line_noise, sign)
+            for ends, (_, _, peak), sign, ok in zip(full, found, signs, keep)
             if ok
-        ]  # to full-resolution window px
+        ]
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
 
 
@@ -297,38 +294,44 @@ def _strongest_angle(
     return own >= 0.9 * best.max(axis=1)
 
 
-def _polarity_along(polarity: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Majority polarity (-1 dark, +1 bright) of the residual at five points along a-b (half-res px)."""
-    pts = np.rint(a[None, :] + np.linspace(0.1, 0.9, 5)[:, None] * (b - a)[None, :]).astype(int)
+def _polarity_along(polarity: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Majority polarity (-1 dark, +1 bright) of the residual at five points along each of the
+    (n, 2, 2) segments (half-res px). Returns (n,) float."""
+    a, b = segments[:, None, 0], segments[:, None, 1]
+    pts = np.rint(a + np.linspace(0.1, 0.9, 5)[None, :, None] * (b - a)).astype(int)  # (n, 5, 2)
     h, w = polarity.shape
-    ok = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-    return 1.0 if polarity[pts[ok, 1], pts[ok, 0]].sum() > 0 else -1.0
+    ok = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
+    votes = np.where(ok, polarity[np.clip(pts[..., 1], 0, h - 1), np.clip(pts[..., 0], 0, w - 1)], 0.0)
+    return np.where(votes.sum(axis=1) > 0, 1.0, -1.0)
 
 
 def _merge(lines: list[_Line]) -> list[_Line]:
     """Drop lines that lie along a stronger one (the same scratch seen at a neighbouring angle),
     extending the stronger one to cover both. `lines` strongest first."""
     kept: list[_Line] = []
+    a = np.empty((len(lines), 2))  # ends of the kept lines, row i = kept[i]
+    b = np.empty((len(lines), 2))
     cos_limit = math.cos(math.radians(20))
     for line in lines:
         direction = line.p1 - line.p0
         length = float(np.hypot(*direction))
-        if kept and length > 0:
-            a = np.array([k.p0 for k in kept])
-            b = np.array([k.p1 for k in kept])
-            ab = b - a
+        n = len(kept)
+        if n and length > 0:
+            ab = b[:n] - a[:n]
             lens = np.hypot(ab[:, 0], ab[:, 1])
             cos = np.abs(ab @ direction) / np.maximum(lens * length, 1e-9)
             mid = (line.p0 + line.p1) / 2
-            t = np.clip(np.einsum("ij,ij->i", mid - a, ab) / np.maximum(lens**2, 1e-9), 0.0, 1.0)
-            dist = np.hypot(*(a + t[:, None] * ab - mid).T)
+            t = np.clip(np.einsum("ij,ij->i", mid - a[:n], ab) / np.maximum(lens**2, 1e-9), 0.0, 1.0)
+            dist = np.hypot(*(a[:n] + t[:, None] * ab - mid).T)
             same = np.flatnonzero((cos >= cos_limit) & (dist <= 6.0) & (lens > 0))
             if same.size:
                 i = int(same[0])
                 unit = ab[i] / lens[i]
                 ts = [float(np.dot(q - a[i], unit)) for q in (line.p0, line.p1, a[i], b[i])]
                 kept[i] = _Line(a[i] + unit * min(ts), a[i] + unit * max(ts), kept[i].snr, kept[i].sign)
+                a[i], b[i] = kept[i].p0, kept[i].p1
                 continue
+        a[n], b[n] = line.p0, line.p1
         kept.append(line)
     return kept
 
