@@ -61,3 +61,30 @@ def test_residuals_are_zero_in_the_edge_guard_band():
     dark, bright = _residuals(_end_face())
     band = _fiber_rim(RADIUS_PX - 5 / UM_PER_PX + 1, RADIUS_PX + 3 / UM_PER_PX - 1)
     assert not dark[band].any() and not bright[band].any()
+
+
+def test_a_window_off_the_fiber_gets_plain_residuals():
+    """A window that holds none of the fiber (only ferrule) has one domain; nothing to fill."""
+    img = np.full((60, 80), FERRULE_GREY, np.uint8)
+    cv2.circle(img, (40, 30), 2, 60, -1)
+    geometry = Geometry(center_xy=(500.0, 500.0), cladding_radius_px=RADIUS_PX, um_per_px=UM_PER_PX)
+    dark, bright = domain_rank_residuals(
+        img, window_px=21, geometry=geometry, window=Window(0, 0, 80, 60), params=DetectionParams()
+    )
+    plain_dark, plain_bright = rank_residuals(img, window_px=21)
+    assert np.array_equal(dark, plain_dark) and np.array_equal(bright, plain_bright)
+    assert dark[30, 40] >= FERRULE_GREY - 60 - 2
+
+
+def test_a_fiber_cut_by_the_window_border_is_filtered_per_domain():
+    """Centre near the window's corner: the box about the fiber is clipped, the domains still apart."""
+    img = _end_face()
+    corner = img[SIZE_PX // 2 - 20 :, SIZE_PX // 2 - 20 :].copy()  # the fiber centre at (20, 20)
+    geometry = Geometry(
+        center_xy=(SIZE_PX / 2, SIZE_PX / 2), cladding_radius_px=RADIUS_PX, um_per_px=UM_PER_PX
+    )
+    window = Window(SIZE_PX // 2 - 20, SIZE_PX // 2 - 20, corner.shape[1], corner.shape[0])
+    dark, bright = domain_rank_residuals(
+        corner, window_px=21, geometry=geometry, window=window, params=DetectionParams()
+    )
+    assert dark.max() <= 2 and bright.max() <= 2  # a clean step edge leaves nothing on either side

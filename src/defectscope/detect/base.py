@@ -287,11 +287,13 @@ def domain_rank_residuals(
     x0, y0 = max(0, int(cx) - reach), max(0, int(cy) - reach)
     box = np.s_[y0 : max(y0, min(h, int(cy) + reach + 1)), x0 : max(x0, min(w, int(cx) + reach + 1))]
     local = pixels[box]
+    if local.size == 0:  # the fiber lies outside `pixels`: one domain
+        return rank_residuals(pixels, window_px=window_px)
     centre_local = (cx - x0, cy - y0)
     levels = _edge_levels(
         pixels, (cx, cy), inner, outer, max(3.0, float(window_px)), box, step=max(1, min(h, w) // 160)
     )
-    if levels is None or local.size == 0:
+    if levels is None:
         return rank_residuals(pixels, window_px=window_px)
     at = (round(centre_local[0] * _ONE), round(centre_local[1] * _ONE))
     disc = np.zeros(local.shape, np.uint8)
