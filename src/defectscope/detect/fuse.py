@@ -175,13 +175,14 @@ def _scratches_and_blobs(
         long = s.polyline_xy is None or _length(s.polyline_xy) >= 3 * max(b.mask.shape)
         return long and _overlap(b, band) >= 0.4 * b.area
 
+    if not scratches:
+        return [], blobs
     bands = [_line_band(s, 4 * merge_gap_px) for s in scratches]
     blobs = [b for b in blobs if not any(halo(b, s, band) for s, band in zip(scratches, bands))]
+    reach = [_dilated(b, merge_gap_px) for b in blobs]  # absorbing a scratch leaves a blob's mask as it is
     kept = []
     for s in scratches:
-        host = next(
-            (i for i, b in enumerate(blobs) if _overlap(s, _dilated(b, merge_gap_px)) >= 0.5 * s.area), None
-        )
+        host = next((i for i, r in enumerate(reach) if _overlap(s, r) >= 0.5 * s.area), None)
         if host is None:
             kept.append(s)
         else:
