@@ -9,7 +9,9 @@ reported as an internal error. Never PASS what was not inspected.
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,7 @@ from .profile import Profile, load_profile
 from .quality import assess_quality, frame_exposure_issues
 from .records import Frame, Geometry, ImageInfo, Quality, Report
 
-__all__ = ["Inspector", "Inspection"]
+__all__ = ["Inspector", "Inspection", "keep_freed_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +61,19 @@ class Inspector:
         um_per_px: float | None = None,
         detectors: list[Detector] | None = None,
         single_thread_blas: bool = True,
+        keep_heap: bool = True,
     ):
         """single_thread_blas: limit the process's BLAS to one thread (process-wide, once). The
         pipeline solves many tiny least-squares problems, which multi-threaded BLAS makes 10-20x
-        slower; parallelism comes from inspecting several images at once (batch, service)."""
+        slower; parallelism comes from inspecting several images at once (batch, service).
+        keep_heap: keep freed memory in the process for the next image (process-wide, see
+        `keep_freed_memory`)."""
         if um_per_px is not None and not um_per_px > 0:
             raise ValueError(f"um_per_px must be > 0, got {um_per_px}")
         if single_thread_blas:
             threadpool_limits(limits=1, user_api="blas")
+        if keep_heap:
+            keep_freed_memory()
         self.profile = profile
         self.um_per_px = um_per_px
         self.detectors: list[Detector] = detectors if detectors is not None else _default_detectors(profile)
@@ -205,6 +212,31 @@ class Inspector:
             timing_ms=timing,
             version=__version__,
         )
+
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of returning it to the system.
+
+    An inspection allocates and frees dozens of 0.3-2 MB arrays. By default glibc serves blocks
+    that size with fresh mmaps and unmaps them when freed, so every image page-faults its whole
+    working set in again: 9 of 43 ms per 1152x864 image on our 2-core benchmark machine. With
+    the mmap threshold fixed at 64 MB and trimming above 512 MB, the working set (tens of MB)
+    stays mapped across images. Process-wide; a no-op returning False where the C library has
+    no `mallopt` (not glibc) or refuses the settings.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    settings = ((_M_MMAP_THRESHOLD, 64 << 20), (_M_TRIM_THRESHOLD, 512 << 20), (_M_TOP_PAD, 16 << 20))
+    return all(mallopt(option, value) == 1 for option, value in settings)
 
 
 def _default_detectors(profile: Profile) -> list[Detector]:
