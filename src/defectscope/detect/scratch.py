@@ -150,24 +150,29 @@ class ScratchDetector:
         """Line candidates from oriented box averages of the half-resolution residual."""
         p = self.params
         radius_px = detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM)
-        labels = zone_label_map(geometry, win, guards=guards, scale=0.5, outer_radius_px=radius_px)
-        half = cv2.resize(roi, labels.shape[::-1], interpolation=cv2.INTER_AREA)
+        # an even-sized window halves exactly (OpenCV's integer-factor area path)
+        even = Window(win.x0, win.y0, max(2, win.w - win.w % 2), max(2, win.h - win.h % 2))
+        labels = zone_label_map(geometry, even, guards=guards, scale=0.5, outer_radius_px=radius_px)
+        half = cv2.resize(roi[: even.h, : even.w], labels.shape[::-1], interpolation=cv2.INTER_AREA)
         dark, bright = domain_rank_residuals(
             half,
             window_px=int(p.window_um / geometry.um_per_px / 2),
             geometry=geometry,
-            window=win,
+            window=even,
             params=self.detection,
             scale=0.5,
         )
+        # each polarity centred on its zone's median; nothing outside the zones or on the guards
         n_zones = len(geometry.zones)
         centred = []
         for res in (dark, bright):
             median, _ = zone_noise(res, labels, n_zones)
-            centred.append(res.astype(np.float32) - median[np.minimum(labels, n_zones)])
+            level = np.zeros(256, np.float32)
+            level[1 : n_zones + 1] = median[1:]
+            centred.append(res.astype(np.float32) - level[labels])
         residual = np.maximum(centred[0], centred[1])
         residual[(labels == OUTSIDE) | (labels == GUARD)] = 0.0
-        polarity = np.where(centred[1] > centred[0], 1.0, -1.0).astype(np.float32)
+        polarity = np.where(centred[1] > centred[0], np.float32(1.0), np.float32(-1.0))
         # the rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
         # _OFFSET): OpenCV's fastest warp and box filter; the subtraction saturates at 0, which
         # keeps exactly the line-like (positive) part of the response
@@ -187,7 +192,6 @@ class ScratchDetector:
         responses = np.empty((n, side, side), np.uint16)
         alongs = np.empty((n, side, side), np.uint16)
         turns: list[np.ndarray] = [np.zeros((2, 3))] * n  # window -> turned frame of each direction
-        found: list[tuple[int, np.ndarray, float]] = []
         # one warp serves two directions: in the frame turned by theta a line at theta runs along
         # the rows and a line at theta + 90 deg along the columns (k >= n / 2; read transposed)
         for k in range(n // 2):
@@ -212,25 +216,7 @@ class ScratchDetector:
                 )
         # integer responses above the threshold are those above its floor
         threshold = math.floor(max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED)
-        for k in range(n):
-            hits = cv2.compare(responses[k], threshold, cv2.CMP_GT)
-            response, along = responses[k], alongs[k]
-            if k >= n // 2:  # transposed views: the line runs along their rows
-                hits, response, along = np.ascontiguousarray(hits.T), response.T, along.T
-            hits = cv2.morphologyEx(hits, cv2.MORPH_OPEN, run_kernel)
-            contours, _ = cv2.findContours(hits, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-            for contour in contours:
-                x, y, cw, ch = cv2.boundingRect(contour)
-                if cw < min_run or ch > max(4, 0.3 * cw):
-                    continue
-                box = (slice(y, y + ch), slice(x, x + cw))
-                peak_at = np.unravel_index(np.argmax(response[box]), (ch, cw))
-                peak = float(response[box][peak_at]) / _FIXED
-                if peak < _MIN_LINENESS * (float(along[box][peak_at]) - _OFFSET) / _FIXED:
-                    continue  # about as strong across as along: a blob, the region detector's
-                pts = contour[:, 0, :]
-                ends = np.stack([pts[pts[:, 0].argmin()], pts[pts[:, 0].argmax()]]).astype(np.float64)
-                found.append((k, ends, peak))
+        found = _line_runs(responses, alongs, threshold, run_kernel, min_run)
         if not found:
             return []
         # ends found in a transposed view are (row, col) of the turned frame: swap the rotation's rows
@@ -253,6 +239,62 @@ class ScratchDetector:
             if ok
         ]
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
+
+
+def _line_runs(
+    responses: np.ndarray, alongs: np.ndarray, threshold: int, run_kernel: np.ndarray, min_run: int
+) -> list[tuple[int, np.ndarray, float]]:
+    """Runs of line response above `threshold` in every direction: (direction k, ends (2, 2) as
+    (col, row) of its turned frame -- transposed for k >= n/2 --, peak response in grey).
+
+    responses, alongs: (n, D, D) fixed-point maps; in the frames of the second half the lines run
+    along columns. All directions are thresholded, opened and traced at once, stacked into one
+    image (their frames kept apart by an empty first and last row), each run along its rows.
+    """
+    n, side = responses.shape[0], responses.shape[1]
+    hits = cv2.compare(responses.reshape(n * side, side), threshold, cv2.CMP_GT).reshape(n, side, side)
+    hits[n // 2 :] = hits[n // 2 :].transpose(0, 2, 1).copy()
+    hits[:, 0] = 0
+    hits[:, -1] = 0
+    runs = cv2.morphologyEx(hits.reshape(n * side, side), cv2.MORPH_OPEN, run_kernel)
+    contours, _ = cv2.findContours(runs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return []
+    lengths = np.array([len(c) for c in contours])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pts = np.concatenate(contours)[:, 0, :]  # (N, 2) x, stacked y
+    owner = np.repeat(np.arange(len(contours)), lengths)
+    x_min, x_max = np.minimum.reduceat(pts[:, 0], starts), np.maximum.reduceat(pts[:, 0], starts)
+    y_min, y_max = np.minimum.reduceat(pts[:, 1], starts), np.maximum.reduceat(pts[:, 1], starts)
+    cw, ch = x_max - x_min + 1, y_max - y_min + 1
+    # ends: each run's first outline point in its leftmost and in its rightmost column
+    ends = []
+    for x_end in (x_min, x_max):
+        at = np.flatnonzero(pts[:, 0] == x_end[owner])
+        first = at[np.unique(owner[at], return_index=True)[1]]
+        ends.append(pts[first])
+    candidates = np.flatnonzero((cw >= min_run) & (ch <= np.maximum(4, 0.3 * cw)))
+    block = y_min // side
+    peaks = np.zeros(len(candidates), np.int64)
+    along_at_peak = np.zeros(len(candidates), np.int64)
+    for j, i in enumerate(candidates.tolist()):  # the peak within each run's box
+        k = int(block[i])
+        y0, y1 = int(y_min[i]) - k * side, int(y_max[i]) + 1 - k * side
+        x0, x1 = int(x_min[i]), int(x_max[i]) + 1
+        if k < n // 2:
+            box = responses[k, y0:y1, x0:x1]
+            row, col = divmod(int(box.argmax()), x1 - x0)
+            peaks[j], along_at_peak[j] = box[row, col], alongs[k, y0 + row, x0 + col]
+        else:  # the frame is stored untransposed: rows and columns swap
+            box = responses[k, x0:x1, y0:y1]
+            col, row = divmod(int(box.argmax()), y1 - y0)
+            peaks[j], along_at_peak[j] = box[col, row], alongs[k, x0 + col, y0 + row]
+    # about as strong across as along: a blob, the region detector's
+    line_like = peaks >= _MIN_LINENESS * (along_at_peak - _OFFSET)
+    candidates, peaks = candidates[line_like], peaks[line_like]
+    xy = np.stack([ends[0][candidates], ends[1][candidates]], axis=1).astype(np.float64)
+    xy[:, :, 1] -= (block[candidates] * side)[:, None]
+    return [(int(block[i]), e, peak / _FIXED) for i, e, peak in zip(candidates, xy, peaks.tolist())]
 
 
 def _followable(segments: np.ndarray, usable: np.ndarray, reach: float) -> np.ndarray:
@@ -503,21 +545,24 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     if covered.size and (covered.mean() < 0.85 or _longest_run(~covered) * um_per_px > 1.5):
         return None  # contrast comes and goes: a row of blobs (two digs, dirt specks), not a scratch
     t_lo, t_hi = float(t[rows[0]]), float(t[rows[-1]])
-    if (t_hi - t_lo) * um_per_px < p.min_length_um:
+    # length and elongation count only what was seen: a blob next to a guard band, bridged over
+    # it to some faint texture beyond, is not a line
+    measured = rows[seen]
+    if measured.size * um_per_px < p.min_length_um:
         return None
     # straighten: shift each row so the fitted centre sits at s = 0, then average across rows
-    shift_cols = (np.polyval(coeffs, t[rows]) / step).astype(np.float32)
+    shift_cols = (np.polyval(coeffs, t[measured]) / step).astype(np.float32)
     map_x = np.arange(len(s), dtype=np.float32)[None, :] + shift_cols[:, None]
-    map_y = np.repeat(rows.astype(np.float32)[:, None], len(s), axis=1)
+    map_y = np.repeat(measured.astype(np.float32)[:, None], len(s), axis=1)
     aligned = cv2.remap(centred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mean_prof = np.median(aligned, axis=0)  # the median ignores where another scratch crosses
     width_px, peak = width_from_profile(mean_prof, s, psf_sigma_px)
     if width_px is None or width_px * um_per_px > p.max_width_um:
         return None
-    if (t_hi - t_lo) < p.min_elongation * max(width_px, 2.0 * psf_sigma_px):
+    if measured.size < p.min_elongation * max(width_px, 2.0 * psf_sigma_px):
         return None  # a blob, however irregular, is the region detector's
-    typical = float(np.median(on_line[rows]))  # robust to the bright spot where another scratch crosses
-    snr = typical / noise * math.sqrt(len(rows))
+    typical = float(np.median(on_line[measured]))  # robust to the bright spot where another scratch crosses
+    snr = typical / noise * math.sqrt(measured.size)
     # a wide line must also be a contrasty one: wide, faint bands are shading and texture
     min_contrast = p.min_contrast_wide_grey if width_px * um_per_px >= p.wide_um else p.min_contrast_grey
     if snr < p.k_sigma or peak < min_contrast:
