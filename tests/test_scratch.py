@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from defectscope.detect.scratch import _follow
 from defectscope.inspector import Inspector
-from defectscope.profile import ScratchParams
+from defectscope.profile import ScratchParams, SizeBand
 from defectscope.records import DefectKind, Status
-from defectscope.synth import random_scene, render_scene, shipped_profiles
+from defectscope.synth import ScratchSpec, make_scene, random_scene, render_scene, shipped_profiles
 from defectscope.synth.dataset import image_seed, planned_target
 
 UM_PER_PX = 0.45
@@ -57,3 +58,28 @@ def test_held_out_6um_dig_beside_the_cladding_guard_band_fails_as_a_dig():
     report = Inspector.from_profile("iec-sm-upc").inspect(image.pixels)
     assert report.verdict.status == Status.FAIL
     assert [(d.kind, d.zone) for d in report.defects] == [(DefectKind.DIG, "B")]
+
+
+def _zone_d_scratch_report(profile):
+    scratch = ScratchSpec(start_um=(85.0, -25.0), end_um=(85.0, 25.0), width_um=4.0, contrast_grey=-35.0)
+    scene = make_scene("iec-sm-upc", um_per_px=0.45, width=600, height=600, seed=8, defects=[scratch])
+    return Inspector(profile).inspect(render_scene(scene, profiles=shipped_profiles()).pixels)
+
+
+def test_lines_are_sought_only_as_far_out_as_the_profile_limits_scratches(sm_upc):
+    # IEC: scratches are limited in zones A and B (115 um) only; a customer limiting them in
+    # zone D (250 um) has the whole contact zone searched
+    zones = [
+        z.model_copy(update={"scratches": [SizeBand(up_to_um=3)]}) if z.name == "D" else z
+        for z in sm_upc.zones
+    ]
+    strict = sm_upc.model_copy(update={"name": "strict-d", "zones": tuple(zones)})
+    assert [d.search_diameter_um for d in Inspector(sm_upc).detectors if d.name == "scratch.linear"] == [115]
+    assert [d.search_diameter_um for d in Inspector(strict).detectors if d.name == "scratch.linear"] == [None]
+
+    lenient, judged = _zone_d_scratch_report(sm_upc), _zone_d_scratch_report(strict)
+    assert lenient.verdict.status == Status.PASS  # found in pieces by the region detector: a scratch
+    assert judged.verdict.status == Status.FAIL
+    (scratch,) = [d for d in judged.defects if d.kind == DefectKind.SCRATCH]
+    assert scratch.zone == "D" and scratch.size_um == pytest.approx(4.0, abs=0.8)
+    assert scratch.length_um == pytest.approx(50.0, abs=8.0)

@@ -242,7 +242,9 @@ def keep_freed_memory() -> bool:
 def _default_detectors(profile: Profile) -> list[Detector]:
     detectors: list[Detector] = [RegionDetector(profile.detection)]
     if profile.detection.scratch.enabled:
-        detectors.append(ScratchDetector(profile.detection))
+        limited = [z.outer_um for z in profile.zones if z.scratches != "unlimited"]
+        search = max(limited) if limited and max(limited) < profile.contact_diameter_um else None
+        detectors.append(ScratchDetector(profile.detection, search_diameter_um=search))
     if profile.detection.oil.enabled:
         detectors.append(BlobDetector(profile.detection))
     if profile.detection.chip.enabled:

@@ -22,6 +22,7 @@ __all__ = [
     "flatten_core",
     "detection_frame",
     "inspection_window",
+    "window_about",
     "fiber_guards",
     "zone_label_map",
     "domain_rank_residuals",
@@ -84,9 +85,15 @@ def inspection_window(
 ) -> Window:
     """The frame window holding the detection radius plus `margin_px` (clipped to the frame)."""
     r = detection_radius_px(geometry, params, margin_um=margin_um) + margin_px
-    cx, cy = geometry.center_xy
-    x0, y0 = max(0, int(np.floor(cx - r))), max(0, int(np.floor(cy - r)))
-    x1, y1 = min(frame_hw[1], int(np.ceil(cx + r)) + 1), min(frame_hw[0], int(np.ceil(cy + r)) + 1)
+    return window_about(geometry.center_xy, r, frame_hw)
+
+
+def window_about(center_xy: tuple[float, float], radius_px: float, frame_hw: tuple[int, int]) -> Window:
+    """The frame window holding the circle of `radius_px` about `center_xy` (clipped to the frame)."""
+    cx, cy = center_xy
+    x0, y0 = max(0, int(np.floor(cx - radius_px))), max(0, int(np.floor(cy - radius_px)))
+    x1 = min(frame_hw[1], int(np.ceil(cx + radius_px)) + 1)
+    y1 = min(frame_hw[0], int(np.ceil(cy + radius_px)) + 1)
     return Window(x0, y0, max(1, x1 - x0), max(1, y1 - y0))
 
 

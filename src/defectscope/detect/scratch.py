@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -34,6 +34,7 @@ from .base import (
     domain_rank_residuals,
     fiber_guards,
     inspection_window,
+    window_about,
     zone_label_map,
     zone_noise,
 )
@@ -58,11 +59,17 @@ class _Line:
 
 
 class ScratchDetector:
+    """search_diameter_um: lines are looked for within this diameter (plus a 5 um margin) and
+    followed wherever they lead in the contact zone; None looks everywhere. The Inspector passes
+    the outermost zone whose scratch rule is limited: beyond it a scratch changes no verdict, and
+    the region detector's long thin regions (fusion rule 5) still show what is there."""
+
     name = "scratch.linear"
 
-    def __init__(self, params: DetectionParams):
+    def __init__(self, params: DetectionParams, *, search_diameter_um: float | None = None):
         self.params = params.scratch
         self.detection = params
+        self.search_diameter_um = search_diameter_um
 
     def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
         p = self.params
@@ -75,7 +82,7 @@ class ScratchDetector:
         if not p.enabled:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         guards = fiber_guards(geometry, self.detection)
-        lines = self._find(roi, geometry, win, guards, length_px)
+        lines = self._seek(frame, geometry, win, guards, length_px)
         if not lines:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         # lines are followed on plain top-hats of the polarities found (a closing first shaves the
@@ -146,21 +153,40 @@ class ScratchDetector:
             tuple(polylines),
         )
 
-    def _find(self, roi: np.ndarray, geometry: Geometry, win: Window, guards, length_px: int) -> list[_Line]:
-        """Line candidates from oriented box averages of the half-resolution residual."""
-        p = self.params
+    def _seek(self, frame: Frame, geometry: Geometry, win: Window, guards, length_px: int) -> list[_Line]:
+        """Line candidates within the search diameter (plus a margin), ends in `win` px."""
         radius_px = detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM)
+        if self.search_diameter_um is not None:
+            radius_px = min(radius_px, (self.search_diameter_um / 2 + _MARGIN_UM) / geometry.um_per_px)
+        seek = window_about(geometry.center_xy, radius_px + 4, frame.pixels.shape)
+        found = self._find(seek.crop(frame.pixels), geometry, seek, guards, length_px, radius_px)
+        offset = np.array([seek.x0 - win.x0, seek.y0 - win.y0], np.float64)  # to `win` px
+        return [replace(line, p0=line.p0 + offset, p1=line.p1 + offset) for line in found]
+
+    def _find(
+        self, roi: np.ndarray, geometry: Geometry, win: Window, guards, length_px: int, radius_px: float
+    ) -> list[_Line]:
+        """Line candidates within `radius_px` of the fiber centre (`roi` is `win` of the frame),
+        from oriented box averages of the half-resolution residual; ends in `win` px."""
+        p = self.params
+        scale = 0.5
         # an even-sized window halves exactly (OpenCV's integer-factor area path)
         even = Window(win.x0, win.y0, max(2, win.w - win.w % 2), max(2, win.h - win.h % 2))
-        labels = zone_label_map(geometry, even, guards=guards, scale=0.5, outer_radius_px=radius_px)
+        labels = zone_label_map(geometry, even, guards=guards, scale=scale, outer_radius_px=radius_px)
+        cx, cy = win.local_xy(geometry.center_xy)
+        centre = ((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5)
+        searched = np.zeros(labels.shape, np.uint8)
+        at = (round(centre[0] * 16), round(centre[1] * 16))
+        cv2.circle(searched, at, round(radius_px * scale * 16), 1, -1, shift=4)
+        labels[searched == 0] = OUTSIDE
         half = cv2.resize(roi[: even.h, : even.w], labels.shape[::-1], interpolation=cv2.INTER_AREA)
         dark, bright = domain_rank_residuals(
             half,
-            window_px=int(p.window_um / geometry.um_per_px / 2),
+            window_px=int(p.window_um / geometry.um_per_px * scale),
             geometry=geometry,
             window=even,
             params=self.detection,
-            scale=0.5,
+            scale=scale,
         )
         # each polarity centred on its zone's median; nothing outside the zones or on the guards
         n_zones = len(geometry.zones)
@@ -177,14 +203,12 @@ class ScratchDetector:
         # _OFFSET): OpenCV's fastest warp and box filter; the subtraction saturates at 0, which
         # keeps exactly the line-like (positive) part of the response
         fixed = np.clip(np.rint(residual * _FIXED + _OFFSET), 0, 65535).astype(np.uint16)
-        half_len = max(3, length_px // 2)
+        half_len = max(3, int(length_px * scale))
         # rotate about the fiber centre into a square that just holds the inspected circle: the
         # circle turns onto itself, so no pixel of it is lost and no corner is wasted
-        cx, cy = win.local_xy(geometry.center_xy)
-        centre = ((cx + 0.5) * 0.5 - 0.5, (cy + 0.5) * 0.5 - 0.5)
-        side = 2 * int(math.ceil(radius_px * 0.5)) + 3
+        side = 2 * int(math.ceil(radius_px * scale)) + 3
         line_noise = None
-        min_run = max(3, int(p.min_length_um / geometry.um_per_px / 2))
+        min_run = max(3, int(p.min_length_um / geometry.um_per_px * scale))
         # in each rotated frame a scratch along the rows is a long horizontal run: opening with a
         # row segment keeps it and cuts away lines crossing it at other angles
         run_kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (min_run, 1))
@@ -229,10 +253,10 @@ class ScratchDetector:
         # a line whose across-profile never lies wholly in the inspected area runs along a guard
         # band (the fiber's own edge): nothing to follow there
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
-        reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) / 2
+        reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) * scale
         keep &= _followable(back, usable_half, reach_half)
         signs = _polarity_along(polarity, back)
-        full = (back + 0.5) * 2.0 - 0.5  # to full-resolution window px
+        full = (back + 0.5) / scale - 0.5  # to full-resolution window px
         lines = [
             _Line(ends[0], ends[1], peak / line_noise, sign)
             for ends, (_, _, peak), sign, ok in zip(full, found, signs, keep)
