@@ -57,6 +57,16 @@ def test_two_pieces_of_one_scratch_split_by_a_gap_become_one_scratch_with_the_wi
     assert scratch.area == pieces.labels.astype(bool).sum()
 
 
+def test_a_followed_scratch_joined_with_a_thin_region_keeps_the_width_measured_across_its_line():
+    # the line detector measures width across the line, corrected for blur; a long thin region
+    # (rule 5) reads its width from pixel counts on a blurred, possibly coarser map
+    followed = _map("scratch.linear", [_line(20, 100, 80, 100, 2)])
+    region = _map("region.rank", [(DefectKind.PARTICLE, _line(110, 101, 180, 101, 4)[1], None, float("nan"))])
+    (scratch,) = _fuse(followed, region)
+    assert scratch.kind == DefectKind.SCRATCH and scratch.width_px == 2.0
+    assert set(scratch.sources) == {"scratch.linear", "region.rank"}
+
+
 def test_scratch_pieces_further_apart_than_the_join_gap_stay_two_scratches():
     pieces = _map("scratch.linear", [_line(10, 100, 50, 100), _line(150, 100, 190, 100)])
     assert len(_fuse(pieces, scratch_join_gap_px=60.0)) == 2

@@ -150,6 +150,7 @@ def judged(inspector):
         "dig-6-B": DigSpec(center_um=(35.0, -20.0), size_um=6.0),
         "dig-4-B": DigSpec(center_um=(35.0, -20.0), size_um=4.0),
         "particle-12-D": ParticleSpec(center_um=(-90.0, 30.0), size_um=12.0),
+        "particle-9-D": ParticleSpec(center_um=(70.0, -60.0), size_um=9.0),
         "scratch-2-across-A-B": ScratchSpec.chord(
             distance_um=4, angle_deg=-60, half_length_um=35, width_um=2.0
         ),
@@ -207,6 +208,15 @@ def test_12um_particle_in_zone_d_fails_with_clean_and_re_inspect(judged):
     assert any(r.startswith("zone D: 1 defect 10 µm or more") for r in report.verdict.reasons)
     particle = _only(report, DefectKind.PARTICLE)
     assert particle.zone == "D" and particle.size_um == pytest.approx(12.0, abs=1.5)
+
+
+def test_9um_particle_in_zone_d_passes_sized_on_the_half_resolution_ferrule(judged):
+    # the ferrule is searched at half resolution (its limits start at 10 um): sizes stay within 1 um
+    truth, report = judged["particle-9-D"]
+    assert truth.expected["iec-sm-upc"].status == Status.PASS
+    assert report.verdict.status == Status.PASS, report.verdict.reasons
+    (found,) = report.defects
+    assert found.zone == "D" and found.size_um == pytest.approx(9.0, abs=1.0)
 
 
 def test_scratch_through_the_core_is_judged_in_core_and_cladding(judged):

@@ -7,7 +7,7 @@ their inputs.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
@@ -267,6 +267,7 @@ def domain_rank_residuals(
     params: DetectionParams,
     scale: float = 1.0,
     top_hat: int | None = None,
+    domain: Literal["both", "fiber", "ferrule"] = "both",
 ) -> tuple[np.ndarray, np.ndarray]:
     """`rank_residuals` computed separately for the fiber and the ferrule.
 
@@ -280,6 +281,8 @@ def domain_rank_residuals(
     pixels) or +1 bright (pixels - opening), or 0 both; one not asked for comes back all zero.
     A bright line's width is measured on these (a closing first shaves the inner side of a
     curved bright line).
+    domain: compute only the fiber's residuals (0 elsewhere; `pixels` need only hold the fiber and
+    a window's reach around it) or only the ferrule's (0 on the fiber), e.g. at different scales.
     """
     h, w = pixels.shape
     cx, cy = window.local_xy(geometry.center_xy)
@@ -298,7 +301,14 @@ def domain_rank_residuals(
         return rank_residuals(pixels, window_px=window_px)
     centre_local = (cx - x0, cy - y0)
     levels = _edge_levels(
-        pixels, (cx, cy), inner, outer, max(3.0, float(window_px)), box, step=max(1, min(h, w) // 160)
+        pixels,
+        (cx, cy),
+        inner,
+        outer,
+        max(3.0, float(window_px)),
+        box,
+        step=max(1, min(h, w) // 160),
+        sides=(domain != "ferrule", domain != "fiber"),
     )
     if levels is None:
         return rank_residuals(pixels, window_px=window_px)
@@ -317,17 +327,19 @@ def domain_rank_residuals(
         b = cv2.subtract(filled, cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel)) if top_hat >= 0 else zero
         return d, b
 
-    # the ferrule: the whole window, with the fiber and the guard band at the ferrule's level
-    ferrule = pixels.copy()
-    cv2.copyTo(levels[1], hole, ferrule[box])
-    dark, bright = residuals(ferrule)
-    # the fiber: its box, with the guard band and the ferrule at the fiber's level
-    fiber = levels[0]
-    cv2.copyTo(local, disc, fiber)
-    fiber_dark, fiber_bright = residuals(fiber)
-    for out, inside in ((dark, fiber_dark), (bright, fiber_bright)):
-        out[box][hole > 0] = 0  # the guard band has no residual
-        cv2.copyTo(inside, disc, out[box])
+    if domain == "fiber":
+        dark, bright = np.zeros_like(pixels), np.zeros_like(pixels)
+    else:  # the ferrule: the whole window, with the fiber and the guard band at the ferrule's level
+        ferrule = pixels.copy()
+        cv2.copyTo(levels[1], hole, ferrule[box])
+        dark, bright = residuals(ferrule)
+    for out in (dark, bright):  # the guard band has no residual (x - x under the mask: a SIMD pass)
+        cv2.subtract(out[box], out[box], dst=out[box], mask=hole)
+    if domain != "ferrule":  # the fiber: its box, with the guard band and the ferrule at the fiber's level
+        fiber = levels[0]
+        cv2.copyTo(local, disc, fiber)
+        for out, inside in zip((dark, bright), residuals(fiber)):
+            cv2.copyTo(inside, disc, out[box])
     return dark, bright
 
 
@@ -345,12 +357,13 @@ def _edge_levels(
     box: tuple[slice, slice],
     *,
     step: int,
-) -> tuple[np.ndarray, np.ndarray] | None:
+    sides: tuple[bool, bool] = (True, True),
+) -> tuple[np.ndarray | None, np.ndarray | None] | None:
     """(fiber fill, ferrule fill), each uint8 the shape of `pixels[box]`: per direction, the
     median grey of a band `band` px wide just inside the guard (fiber) and just outside it
     (ferrule), smoothed over 25 degrees so a defect in the band does not set it. None when either
     band is outside the frame. The fill is built on a grid `step` px apart and upsampled: levels
-    vary slowly with direction."""
+    vary slowly with direction. sides: which of the two to compute (the other comes back None)."""
     h, w = pixels.shape
     cx, cy = centre_xy
     angles = np.linspace(0, 2 * np.pi, _LEVEL_BINS * _LEVEL_RAYS_PER_BIN, endpoint=False)
@@ -361,8 +374,11 @@ def _edge_levels(
     gy = np.arange(rows.start, rows.stop, step, dtype=np.float32) - cy
     grid_bins = cv2.phase(*np.broadcast_arrays(gx[None, :], gy[:, None]), angleInDegrees=False)
     grid_bins = (grid_bins * (_LEVEL_BINS / (2 * np.pi))).astype(np.int32) % _LEVEL_BINS
-    fills = []
-    for lo, hi in ((max(inner - band, 0.0), inner), (outer, outer + band)):
+    fills: list[np.ndarray | None] = []
+    for wanted, (lo, hi) in zip(sides, ((max(inner - band, 0.0), inner), (outer, outer + band))):
+        if not wanted:
+            fills.append(None)
+            continue
         radii = np.linspace(lo, hi, _LEVEL_RADII, dtype=np.float64)[None, :]
         xs, ys = (cx + radii * cos).astype(np.float32), (cy + radii * sin).astype(np.float32)
         samples = cv2.remap(pixels, xs, ys, cv2.INTER_NEAREST, borderValue=0).astype(np.float32)

@@ -32,9 +32,10 @@ import numpy as np
 
 from ..records import CandidateMap, DefectKind
 
-__all__ = ["Candidate", "fuse", "BLOB_DETECTORS"]
+__all__ = ["Candidate", "fuse", "BLOB_DETECTORS", "LINE_DETECTORS"]
 
 BLOB_DETECTORS = ("blob.median",)
+LINE_DETECTORS = ("scratch.linear",)  # measure a scratch's width across its line
 
 
 @dataclass(frozen=True)
@@ -254,16 +255,20 @@ def _distance_to_polyline(p: np.ndarray, polyline: np.ndarray) -> float:
 
 
 def _joined(a: Candidate, b: Candidate) -> Candidate:
-    """One scratch from two pieces: centre line through both in order, the wider piece's width
-    (the safe reading: IEC limits go by width)."""
+    """One scratch from two pieces: centre line through both in order. Its width is the one the
+    line detector measured across the line (corrected for blur) when only one piece has such a
+    width -- a region's pixel count per step, on a blurred or coarser map, reads wider -- else
+    the wider piece's (the safe reading: IEC limits go by width)."""
     a0, a1 = a.polyline_xy[0].astype(np.float64), a.polyline_xy[-1].astype(np.float64)
     pts = np.vstack([a.polyline_xy, b.polyline_xy]).astype(np.float64)
     pts = pts[np.argsort((pts - a0) @ (a1 - a0), kind="stable")]
+    measured = [c.width_px for c in (a, b) if c.sources[0] in LINE_DETECTORS]
+    width = measured[0] if len(measured) == 1 else float(np.fmax(a.width_px, b.width_px))
     return replace(
         _absorb(a, b, grow=True),
         kind=DefectKind.SCRATCH,
         polyline_xy=pts.astype(np.float32),
-        width_px=float(np.fmax(a.width_px, b.width_px)),
+        width_px=float(width),
     )
 
 

@@ -13,6 +13,8 @@ A clean end face gives no seeds: nothing depends on percentiles of the image.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
@@ -20,10 +22,12 @@ from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import (
     CORE_GUARD,
+    Window,
     detection_radius_px,
     domain_rank_residuals,
     fiber_guards,
     inspection_window,
+    window_about,
     zone_label_map,
     zone_noise,
 )
@@ -31,6 +35,16 @@ from .base import (
 __all__ = ["RegionDetector"]
 
 _MAX_REGIONS = 400  # a frame this dirty is judged on what was found; more adds time, not information
+
+
+@dataclass
+class _Found:
+    """Regions found so far: a label map of the detector's window and per-region lists."""
+
+    labels: np.ndarray
+    kinds: list[DefectKind] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+    contrasts: list[float] = field(default_factory=list)
 
 
 class RegionDetector:
@@ -44,55 +58,114 @@ class RegionDetector:
         # features wider than the rank window are the blob detector's, so looking one window
         # beyond the last zone is enough to measure straddlers whole
         p = self.params
-        window_px = max(5, int(round(p.window_um / geometry.um_per_px)))
+        um = geometry.um_per_px
+        window_px = max(5, int(round(p.window_um / um)))
         win = inspection_window(
             geometry, frame.pixels.shape, self.detection, margin_px=window_px // 2 + 2, margin_um=p.window_um
         )
-        roi = cv2.GaussianBlur(win.crop(frame.pixels), (3, 3), 0)
+        found = _Found(np.zeros((win.h, win.w), np.int32))
+        guards = fiber_guards(geometry, self.detection)
+        min_area_px = max(1, int(np.pi * (0.5 * p.min_size_um / um) ** 2))
+        # the fiber at full resolution: its zones hold the tight limits (zone B: 2-5 um)
+        fiber_px = geometry.cladding_radius_px - self.detection.edge_guard_inner_um / um
+        fiber_win = window_about(geometry.center_xy, fiber_px + window_px + 2, frame.pixels.shape)
+        roi = cv2.GaussianBlur(fiber_win.crop(frame.pixels), (3, 3), 0)
         # (the 3x3 blur is matched to the optics' blur and halves the noise)
-        n_zones = len(geometry.zones)
-        labels = zone_label_map(
-            geometry,
-            win,
-            guards=fiber_guards(geometry, self.detection),
-            outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=p.window_um),
-            core_rim_label=n_zones + 1,
-            core_guard_label=CORE_GUARD,
+        labels = self._labels(geometry, fiber_win, guards, keep=(0.0, fiber_px))
+        residuals = domain_rank_residuals(
+            roi,
+            window_px=window_px,
+            geometry=geometry,
+            window=fiber_win,
+            params=self.detection,
+            domain="fiber",
         )
-        n_bands = n_zones + 1  # the zones and the core's rim band each get their own noise
-        # per domain: a closing must not reach across the cladding edge (it would fill the gap
-        # between a bright defect and the bright side of the edge with a false dark residual)
-        dark, bright = domain_rank_residuals(
-            roi, window_px=window_px, geometry=geometry, window=win, params=self.detection
+        offset = (fiber_win.y0 - win.y0, fiber_win.x0 - win.x0)
+        self._collect(found, residuals, labels, geometry, 1, offset, min_area_px)
+        # the ferrule at half resolution (area-averaged, which also smooths it): its limits start
+        # at 10 um (zone D); a closing there must not reach across the cladding edge either (it
+        # would fill the gap between a bright defect and the bright side of the edge)
+        even = Window(win.x0, win.y0, max(2, win.w - win.w % 2), max(2, win.h - win.h % 2))
+        half = cv2.resize(
+            win.crop(frame.pixels)[: even.h, : even.w],
+            (even.w // 2, even.h // 2),
+            interpolation=cv2.INTER_AREA,
         )
-        min_area_px = max(1, int(np.pi * (0.5 * p.min_size_um / geometry.um_per_px) ** 2))
-
-        out = np.zeros(roi.shape, np.int32)
-        kinds: list[DefectKind] = []
-        scores: list[float] = []
-        contrasts: list[float] = []
-        for polarity, residual in (("dark", dark), ("bright", bright)):
-            seeds, grow, low = self._thresholds(residual, labels, n_bands)
-            for box, mask, peak, score in _regions(residual, seeds, grow, low, min_area_px):
-                fresh = mask & (out[box] == 0)  # where a dark and a bright region overlap, the first keeps it
-                if not fresh.any() or _sliver(fresh, p.min_sliver_length_px(geometry)):
-                    continue
-                kinds.append(
-                    DefectKind.DIG if polarity == "dark" and _is_round(fresh) else DefectKind.PARTICLE
-                )
-                out[box][fresh] = len(kinds)
-                scores.append(score)
-                contrasts.append(-peak if polarity == "dark" else peak)
-                if len(kinds) >= _MAX_REGIONS:
-                    break
+        outer_guard_px = geometry.cladding_radius_px + self.detection.edge_guard_outer_um / um
+        labels = self._labels(geometry, even, guards, keep=(outer_guard_px, np.inf), scale=0.5)
+        residuals = domain_rank_residuals(
+            half,
+            window_px=window_px // 2,
+            geometry=geometry,
+            window=even,
+            params=self.detection,
+            scale=0.5,
+            domain="ferrule",
+        )
+        self._collect(found, residuals, labels, geometry, 2, (0, 0), max(1, min_area_px // 4))
         return CandidateMap(
             self.name,
             (win.x0, win.y0),
-            out,
-            tuple(kinds),
-            np.array(scores, np.float32),
-            np.array(contrasts, np.float32),
+            found.labels,
+            tuple(found.kinds),
+            np.array(found.scores, np.float32),
+            np.array(found.contrasts, np.float32),
         )
+
+    def _labels(self, geometry: Geometry, window: Window, guards, *, keep, scale: float = 1.0) -> np.ndarray:
+        """Zone labels of `window` at `scale` (the core's rim band apart), OUTSIDE beyond the radii
+        `keep` (inner, outer) px."""
+        n_zones = len(geometry.zones)
+        labels = zone_label_map(
+            geometry,
+            window,
+            guards=guards,
+            outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=self.params.window_um),
+            core_rim_label=n_zones + 1,
+            core_guard_label=CORE_GUARD,
+            scale=scale,
+        )
+        x, y = window.local_xy(geometry.center_xy)
+        at = (round(((x + 0.5) * scale - 0.5) * 16), round(((y + 0.5) * scale - 0.5) * 16))
+        if np.isfinite(keep[1]):
+            kept = np.zeros(labels.shape, np.uint8)
+            cv2.circle(kept, at, round(keep[1] * scale * 16), 1, -1, shift=4)
+        else:
+            kept = np.ones(labels.shape, np.uint8)
+        if keep[0] > 0:
+            cv2.circle(kept, at, round(keep[0] * scale * 16), 0, -1, shift=4)
+        return cv2.bitwise_and(labels, labels, mask=kept)  # OUTSIDE (0) where not kept
+
+    def _collect(
+        self, found: _Found, residuals, labels, geometry: Geometry, factor: int, offset, min_area_px
+    ):
+        """Threshold and grow regions in (dark, bright) `residuals` (pixels `factor` times coarser
+        than the frame), adding them to `found` at `offset` (rows, cols of `found.labels`)."""
+        p = self.params
+        n_bands = len(geometry.zones) + 1  # the zones and the core's rim band each get their own noise
+        sliver_px = p.min_sliver_length_px(geometry) / factor
+        for polarity, residual in zip(("dark", "bright"), residuals):
+            seeds, grow, low = self._thresholds(residual, labels, n_bands)
+            for box, mask, peak, score in _regions(residual, seeds, grow, low, min_area_px):
+                if _sliver(mask, sliver_px):
+                    continue
+                rows = slice(offset[0] + box[0].start * factor, offset[0] + box[0].stop * factor)
+                cols = slice(offset[1] + box[1].start * factor, offset[1] + box[1].stop * factor)
+                if factor > 1:
+                    mask = mask.repeat(factor, axis=0).repeat(factor, axis=1)
+                target = found.labels[rows, cols]
+                mask = mask[: target.shape[0], : target.shape[1]]
+                fresh = mask & (target == 0)  # where a dark and a bright region overlap, the first keeps it
+                if not fresh.any():
+                    continue
+                found.kinds.append(
+                    DefectKind.DIG if polarity == "dark" and _is_round(fresh) else DefectKind.PARTICLE
+                )
+                target[fresh] = len(found.kinds)
+                found.scores.append(score)
+                found.contrasts.append(-peak if polarity == "dark" else peak)
+                if len(found.kinds) >= _MAX_REGIONS:
+                    return
 
     def _thresholds(self, residual: np.ndarray, labels: np.ndarray, n_zones: int):
         """Seed and growth masks (uint8 0/255) plus the per-pixel growth threshold, from each band's noise."""

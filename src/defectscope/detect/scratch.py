@@ -178,7 +178,7 @@ class ScratchDetector:
         searched = np.zeros(labels.shape, np.uint8)
         at = (round(centre[0] * 16), round(centre[1] * 16))
         cv2.circle(searched, at, round(radius_px * scale * 16), 1, -1, shift=4)
-        labels[searched == 0] = OUTSIDE
+        labels = cv2.bitwise_and(labels, labels, mask=searched)  # OUTSIDE (0) beyond the search
         half = cv2.resize(roi[: even.h, : even.w], labels.shape[::-1], interpolation=cv2.INTER_AREA)
         dark, bright = domain_rank_residuals(
             half,
@@ -196,8 +196,9 @@ class ScratchDetector:
             level = np.zeros(256, np.float32)
             level[1 : n_zones + 1] = median[1:]
             centred.append(res.astype(np.float32) - level[labels])
-        residual = np.maximum(centred[0], centred[1])
-        residual[(labels == OUTSIDE) | (labels == GUARD)] = 0.0
+        usable = np.ones(256, np.float32)
+        usable[[OUTSIDE, GUARD]] = 0.0
+        residual = np.maximum(centred[0], centred[1]) * usable[labels]
         polarity = np.where(centred[1] > centred[0], np.float32(1.0), np.float32(-1.0))
         # the rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
         # _OFFSET): OpenCV's fastest warp and box filter; the subtraction saturates at 0, which
