@@ -18,6 +18,7 @@ import pytest
 
 from defectscope.imageio import decode_frame
 from defectscope.inspector import Inspector
+from defectscope.profile import SizeBand
 from defectscope.records import DefectKind, Report, Status
 from defectscope.report import report_json_schema
 from defectscope.synth import DigSpec, ParticleSpec, ScratchSpec, make_scene, render_scene, shipped_profiles
@@ -217,6 +218,21 @@ def test_9um_particle_in_zone_d_passes_sized_on_the_half_resolution_ferrule(judg
     assert report.verdict.status == Status.PASS, report.verdict.reasons
     (found,) = report.defects
     assert found.zone == "D" and found.size_um == pytest.approx(9.0, abs=1.0)
+
+
+def test_a_profile_judging_small_ferrule_defects_has_the_ferrule_searched_at_full_resolution(sm_upc):
+    # a customer table allowing no defect of 3 um or more in zone D: a 2.5 um dig there is sized
+    # at full resolution (at half resolution it reads ~3.1 um and fails)
+    zones = [
+        z.model_copy(update={"defects": [SizeBand(below_um=3)]}) if z.name == "D" else z for z in sm_upc.zones
+    ]
+    strict = Inspector(sm_upc.model_copy(update={"name": "strict-d", "zones": tuple(zones)}))
+    assert strict.detectors[0].ferrule_smallest_um == 3.0
+    image = _scene_image(DigSpec(center_um=(70.0, -60.0), size_um=2.5, contrast_grey=-30))
+    report = strict.inspect(image.pixels)
+    (dig,) = report.defects
+    assert dig.zone == "D" and dig.size_um == pytest.approx(2.5, abs=0.3)
+    assert report.verdict.status == Status.PASS, report.verdict.reasons
 
 
 def test_scratch_through_the_core_is_judged_in_core_and_cladding(judged):

@@ -49,6 +49,15 @@ def test_the_three_iec_profiles_are_shipped_and_load():
     assert load_profile("iec-sm-upc").fiber.core_diameter_um == 9
 
 
+def test_the_smallest_judged_size_per_zone_follows_the_iec_tables():
+    sm, mm = load_profile("iec-sm-upc"), load_profile("iec-mm-pc")
+    judged = {z.name: (z.smallest_judged_um("defects"), z.smallest_judged_um("scratches")) for z in sm.zones}
+    # A: none allowed; B: < 2 um any, 2-5 um counted; C: no limit; D: < 10 um any
+    assert judged == {"A": (0.0, 0.0), "B": (2.0, 3.0), "C": (float("inf"),) * 2, "D": (10.0, float("inf"))}
+    # multimode A counts every defect (at most 4 of <= 5 um); D admits any number below 20 um
+    assert [z.smallest_judged_um("defects") for z in mm.zones] == [0.0, 5.0, float("inf"), 20.0]
+
+
 def test_profiles_are_frozen():
     profile = load_profile("iec-sm-upc")
     with pytest.raises(pydantic.ValidationError, match="frozen"):

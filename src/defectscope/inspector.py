@@ -240,7 +240,12 @@ def keep_freed_memory() -> bool:
 
 
 def _default_detectors(profile: Profile) -> list[Detector]:
-    detectors: list[Detector] = [RegionDetector(profile.detection)]
+    # beyond the cladding's outer guard band the region detector may look at a coarser scale
+    ferrule_from_um = profile.fiber.cladding_diameter_um + 2 * profile.detection.edge_guard_outer_um
+    ferrule_smallest_um = min(
+        (z.smallest_judged_um("defects") for z in profile.zones if z.outer_um > ferrule_from_um), default=0.0
+    )
+    detectors: list[Detector] = [RegionDetector(profile.detection, ferrule_smallest_um=ferrule_smallest_um)]
     if profile.detection.scratch.enabled:
         limited = [z.outer_um for z in profile.zones if z.scratches != "unlimited"]
         search = max(limited) if limited and max(limited) < profile.contact_diameter_um else None

@@ -85,6 +85,18 @@ class ZoneRule(_Model):
                     raise ValueError(f"zone {self.name}: {what} bands must be listed smallest limit first")
         return self
 
+    def smallest_judged_um(self, what: Literal["scratches", "defects"]) -> float:
+        """The smallest size of that class that can change this zone's verdict: the limit of a
+        leading band that admits any number (features below it are never counted), else 0
+        (every feature counts); infinite when the class is unlimited here. Detectors may look
+        at the zone with pixels as coarse as this allows."""
+        rule = getattr(self, what)
+        if rule == "unlimited":
+            return float("inf")
+        if rule and rule[0].max_count is None:
+            return rule[0].limit_um
+        return 0.0
+
 
 class FiberSpec(_Model):
     cladding_diameter_um: float = Field(default=125.0, gt=0)

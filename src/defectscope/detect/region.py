@@ -47,12 +47,22 @@ class _Found:
     contrasts: list[float] = field(default_factory=list)
 
 
+_PX_ACROSS_SMALLEST = (
+    8  # a coarser ferrule pass keeps this many of its pixels across the smallest judged defect
+)
+
+
 class RegionDetector:
+    """ferrule_smallest_um: the smallest defect that can change a verdict beyond the cladding
+    edge (IEC: 10 um in zone D); the ferrule is searched at half resolution where that still
+    puts `_PX_ACROSS_SMALLEST` half-resolution pixels across it, else at full resolution."""
+
     name = "region.rank"
 
-    def __init__(self, params: DetectionParams):
+    def __init__(self, params: DetectionParams, *, ferrule_smallest_um: float = 0.0):
         self.params = params.region
         self.detection = params
+        self.ferrule_smallest_um = ferrule_smallest_um
 
     def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
         # features wider than the rank window are the blob detector's, so looking one window
@@ -82,27 +92,30 @@ class RegionDetector:
         )
         offset = (fiber_win.y0 - win.y0, fiber_win.x0 - win.x0)
         self._collect(found, residuals, labels, geometry, 1, offset, min_area_px)
-        # the ferrule at half resolution (area-averaged, which also smooths it): its limits start
-        # at 10 um (zone D); a closing there must not reach across the cladding edge either (it
-        # would fill the gap between a bright defect and the bright side of the edge)
-        even = Window(win.x0, win.y0, max(2, win.w - win.w % 2), max(2, win.h - win.h % 2))
-        half = cv2.resize(
-            win.crop(frame.pixels)[: even.h, : even.w],
-            (even.w // 2, even.h // 2),
-            interpolation=cv2.INTER_AREA,
+        # the ferrule, at half resolution where its limits allow (area-averaged, which also smooths
+        # it); a closing there must not reach across the cladding edge either (it would fill the
+        # gap between a bright defect and the bright side of the edge)
+        factor = 2 if self.ferrule_smallest_um / (2 * um) >= _PX_ACROSS_SMALLEST else 1
+        even = Window(
+            win.x0, win.y0, max(factor, win.w - win.w % factor), max(factor, win.h - win.h % factor)
         )
+        crop = win.crop(frame.pixels)[: even.h, : even.w]
+        if factor == 1:
+            pixels = cv2.GaussianBlur(crop, (3, 3), 0)
+        else:
+            pixels = cv2.resize(crop, (even.w // factor, even.h // factor), interpolation=cv2.INTER_AREA)
         outer_guard_px = geometry.cladding_radius_px + self.detection.edge_guard_outer_um / um
-        labels = self._labels(geometry, even, guards, keep=(outer_guard_px, np.inf), scale=0.5)
+        labels = self._labels(geometry, even, guards, keep=(outer_guard_px, np.inf), scale=1 / factor)
         residuals = domain_rank_residuals(
-            half,
-            window_px=window_px // 2,
+            pixels,
+            window_px=window_px // factor,
             geometry=geometry,
             window=even,
             params=self.detection,
-            scale=0.5,
+            scale=1 / factor,
             domain="ferrule",
         )
-        self._collect(found, residuals, labels, geometry, 2, (0, 0), max(1, min_area_px // 4))
+        self._collect(found, residuals, labels, geometry, factor, (0, 0), max(1, min_area_px // factor**2))
         return CandidateMap(
             self.name,
             (win.x0, win.y0),
