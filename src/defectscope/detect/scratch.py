@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import partial
 
 import cv2
 import numpy as np
@@ -86,16 +87,24 @@ class ScratchDetector:
         if not lines:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         # lines are followed on plain top-hats of the polarities found (a closing first shaves the
-        # inner side of a curved bright line), per domain so nothing reaches across the cladding edge
+        # inner side of a curved bright line), per domain so nothing reaches across the cladding
+        # edge; the ferrule's only once a line reaches towards it (most candidates lie inside)
+        blurred = cv2.GaussianBlur(roi, (3, 3), 0)
         signs = {line.sign for line in lines}
-        dark, bright = domain_rank_residuals(
-            cv2.GaussianBlur(roi, (3, 3), 0),
+        top_hats = partial(
+            domain_rank_residuals,
+            blurred,
             window_px=int(p.window_um / um),
             geometry=geometry,
             window=win,
             params=self.detection,
             top_hat=int(signs.pop()) if len(signs) == 1 else 0,
         )
+        dark, bright = top_hats(domain="fiber")
+        centre = np.array(win.local_xy(geometry.center_xy))
+        fiber_px = geometry.cladding_radius_px - self.detection.edge_guard_inner_um / um
+        pad_px = p.line_length_um / um  # how far `_refine` looks beyond a candidate's ends at first
+        ferrule_pending = True
         labels_full = zone_label_map(
             geometry,
             win,
@@ -110,11 +119,15 @@ class ScratchDetector:
         scores, contrasts, widths, polylines = [], [], [], []
         # strongest first, each followed on what stronger scratches left: weaker candidates along
         # a strong scratch's sides or through its crossings are its echoes, not scratches
-        explained = np.zeros(roi.shape, bool)
+        explained = np.zeros(roi.shape, np.uint8)
         for line in lines:
             mid = np.rint((line.p0 + line.p1) / 2).astype(int)
             if explained[np.clip(mid[1], 0, roi.shape[0] - 1), np.clip(mid[0], 0, roi.shape[1] - 1)]:
                 continue
+            if ferrule_pending and _reach_px(line, centre, pad_px) > fiber_px:
+                for have, more in zip((dark, bright), top_hats(domain="ferrule")):
+                    cv2.add(have, more, dst=have, mask=cv2.bitwise_not(explained))
+                ferrule_pending = False
             found = _refine(line, dark, bright, usable, psf, p, um)
             if found is None:
                 continue
@@ -137,10 +150,10 @@ class ScratchDetector:
             contrasts.append(contrast)
             widths.append(width_px)
             polylines.append(polyline.astype(np.float32))
-            wide = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0
-            dark[wide] = 0
-            bright[wide] = 0
-            explained |= wide
+            wide = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+            for residual in (dark, bright):
+                cv2.subtract(residual, residual, dst=residual, mask=wide)
+            cv2.bitwise_or(explained, wide * 255, dst=explained)
         n = len(scores)
         return CandidateMap(
             self.name,
@@ -320,6 +333,14 @@ def _line_runs(
     xy = np.stack([ends[0][candidates], ends[1][candidates]], axis=1).astype(np.float64)
     xy[:, :, 1] -= (block[candidates] * side)[:, None]
     return [(int(block[i]), e, peak / _FIXED) for i, e, peak in zip(candidates, xy, peaks.tolist())]
+
+
+def _reach_px(line: _Line, centre: np.ndarray, pad_px: float) -> float:
+    """How far from `centre` a line candidate's chord, carried on `pad_px` past both ends, reaches."""
+    direction = line.p1 - line.p0
+    unit = direction / max(float(np.hypot(*direction)), 1e-9)
+    ends = (line.p0 - pad_px * unit, line.p1 + pad_px * unit)
+    return max(float(np.hypot(*(end - centre))) for end in ends)
 
 
 def _followable(segments: np.ndarray, usable: np.ndarray, reach: float) -> np.ndarray:
