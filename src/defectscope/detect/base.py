@@ -229,8 +229,9 @@ def flatten_core(roi: np.ndarray, geometry: Geometry, window: Window, params: De
         cv2.remap(roi, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), axis=0
     )
     inner = _smooth_radial(profile, radii, 0.8 * core_r)
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    r = np.hypot(xx - cx, yy - cy)
+    xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
+    yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
+    r = np.hypot(xx, yy)
     core_level = float(np.polyval(inner, r_in * r_in))
     glow = np.polyval(inner, radii[radii < r_in] ** 2) - core_level
     if np.abs(glow).max(initial=0.0) > params.max_core_glow_grey:
