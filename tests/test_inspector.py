@@ -320,7 +320,7 @@ def test_inspector_imports_with_torch_set_to_none_in_sys_modules():
 @pytest.mark.parametrize("keep", [True, False])
 def test_freed_arrays_stay_mapped_for_the_next_image_only_when_asked(keep):
     # an inspection frees dozens of 0.3-2 MB arrays per image; glibc unmaps such blocks by
-    # default, so the next image page-faults them in again (~20 % of the time per image)
+    # default, so the next image page-faults them in again (~8 % of the time per image)
     script = textwrap.dedent(f"""
         import numpy as np
         from defectscope.inspector import keep_freed_memory

@@ -222,10 +222,11 @@ def keep_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of returning it to the system.
 
     An inspection allocates and frees dozens of 0.3-2 MB arrays. By default glibc serves blocks
-    that size with fresh mmaps and unmaps them when freed, so every image page-faults its whole
-    working set in again: 9 of 43 ms per 1152x864 image on our 2-core benchmark machine. With
-    the mmap threshold fixed at 64 MB and trimming above 512 MB, the working set (tens of MB)
-    stays mapped across images. Process-wide; a no-op returning False where the C library has
+    that size with fresh mmaps and unmaps them when freed (its dynamic threshold adapts only
+    partly), so an image page-faults much of its working set in again: ~2 of ~28 ms per 1152x864
+    image on our 2-core benchmark machine (7 interleaved runs each way; batch workers showed no
+    difference). With the mmap threshold fixed at 64 MB and trimming above 512 MB, the working
+    set (tens of MB) stays mapped across images. Process-wide; a no-op returning False where the C library has
     no `mallopt` (not glibc) or refuses the settings.
     """
     if not sys.platform.startswith("linux"):
