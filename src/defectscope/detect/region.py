@@ -8,7 +8,9 @@
 3. each region is cut at half its own peak residual, so its size does not depend on the
    threshold or the contrast (a blurred 5 um pit measures ~5 um, not 5 um plus its blur tail).
 
-A clean end face gives no seeds: nothing depends on percentiles of the image.
+The fiber is searched at full resolution and the ferrule apart, at half resolution where the
+profile's limits there allow (`RegionDetector.ferrule_smallest_um`). A clean end face gives no
+seeds: nothing depends on percentiles of the image.
 """
 
 from __future__ import annotations
@@ -47,9 +49,8 @@ class _Found:
     contrasts: list[float] = field(default_factory=list)
 
 
-_PX_ACROSS_SMALLEST = (
-    8  # a coarser ferrule pass keeps this many of its pixels across the smallest judged defect
-)
+# a coarser ferrule pass keeps this many of its pixels across the smallest defect judged there
+_PX_ACROSS_SMALLEST = 8
 
 
 class RegionDetector:
@@ -92,9 +93,24 @@ class RegionDetector:
         )
         offset = (fiber_win.y0 - win.y0, fiber_win.x0 - win.x0)
         self._collect(found, residuals, labels, geometry, 1, offset, min_area_px)
-        # the ferrule, at half resolution where its limits allow (area-averaged, which also smooths
-        # it); a closing there must not reach across the cladding edge either (it would fill the
-        # gap between a bright defect and the bright side of the edge)
+        self._ferrule_pass(found, frame, geometry, win, guards, window_px, min_area_px)
+        return CandidateMap(
+            self.name,
+            (win.x0, win.y0),
+            found.labels,
+            tuple(found.kinds),
+            np.array(found.scores, np.float32),
+            np.array(found.contrasts, np.float32),
+        )
+
+    def _ferrule_pass(
+        self, found: _Found, frame: Frame, geometry: Geometry, win: Window, guards, window_px, min_area_px
+    ):
+        """Regions beyond the cladding's outer guard band, at half resolution where the profile's
+        ferrule limits allow (area-averaged, which also smooths it). A closing there must not reach
+        across the cladding edge either: it would fill the gap between a bright defect and the
+        bright side of the edge."""
+        um = geometry.um_per_px
         factor = 2 if self.ferrule_smallest_um / (2 * um) >= _PX_ACROSS_SMALLEST else 1
         even = Window(
             win.x0, win.y0, max(factor, win.w - win.w % factor), max(factor, win.h - win.h % factor)
@@ -116,14 +132,6 @@ class RegionDetector:
             domain="ferrule",
         )
         self._collect(found, residuals, labels, geometry, factor, (0, 0), max(1, min_area_px // factor**2))
-        return CandidateMap(
-            self.name,
-            (win.x0, win.y0),
-            found.labels,
-            tuple(found.kinds),
-            np.array(found.scores, np.float32),
-            np.array(found.contrasts, np.float32),
-        )
 
     def _labels(self, geometry: Geometry, window: Window, guards, *, keep, scale: float = 1.0) -> np.ndarray:
         """Zone labels of `window` at `scale` (the core's rim band apart), OUTSIDE beyond the radii
