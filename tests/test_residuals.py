@@ -19,13 +19,13 @@ def _end_face(dig_xy: tuple[int, int] | None = None) -> np.ndarray:
     return img
 
 
-def _residuals(img: np.ndarray, window_px: int = 21):
+def _residuals(img: np.ndarray, window_px: int = 21, domain="both"):
     geometry = Geometry(
         center_xy=(SIZE_PX / 2, SIZE_PX / 2), cladding_radius_px=RADIUS_PX, um_per_px=UM_PER_PX
     )
     window = Window(0, 0, SIZE_PX, SIZE_PX)
     return domain_rank_residuals(
-        img, window_px=window_px, geometry=geometry, window=window, params=DetectionParams()
+        img, window_px=window_px, geometry=geometry, window=window, params=DetectionParams(), domain=domain
     )
 
 
@@ -88,3 +88,16 @@ def test_a_fiber_cut_by_the_window_border_is_filtered_per_domain():
         corner, window_px=21, geometry=geometry, window=window, params=DetectionParams()
     )
     assert dark.max() <= 2 and bright.max() <= 2  # a clean step edge leaves nothing on either side
+
+
+def test_fiber_and_ferrule_computed_apart_add_up_to_both_domains_at_once():
+    """The region detector and the scratch follower compute the two domains separately (the
+    ferrule at another scale, or only when needed): apart, they are what one call gives."""
+    img = _end_face((SIZE_PX // 2 + RADIUS_PX - 16, SIZE_PX // 2))
+    cv2.circle(img, (SIZE_PX // 2 + RADIUS_PX + 20, SIZE_PX // 2 + 10), 3, 60, -1)  # a dig on the ferrule
+    both = _residuals(img)
+    fiber, ferrule = _residuals(img, domain="fiber"), _residuals(img, domain="ferrule")
+    assert fiber[0].max() >= 40 and ferrule[0].max() >= 40  # each holds its dig
+    for whole, inside, outside in zip(both, fiber, ferrule):
+        assert not (inside.astype(bool) & outside.astype(bool)).any()  # the domains do not overlap
+        assert np.array_equal(whole, cv2.add(inside, outside))

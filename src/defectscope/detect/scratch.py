@@ -126,7 +126,8 @@ class ScratchDetector:
                 continue
             if ferrule_pending and _reach_px(line, centre, pad_px) > fiber_px:
                 for have, more in zip((dark, bright), top_hats(domain="ferrule")):
-                    cv2.add(have, more, dst=have, mask=cv2.bitwise_not(explained))
+                    cv2.subtract(more, more, dst=more, mask=explained)  # nothing where lines are explained
+                    cv2.max(have, more, dst=have)  # the domains do not overlap (nor add up in a fallback)
                 ferrule_pending = False
             found = _refine(line, dark, bright, usable, psf, p, um)
             if found is None:
