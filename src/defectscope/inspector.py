@@ -248,7 +248,7 @@ def _default_detectors(profile: Profile) -> list[Detector]:
     )
     detectors: list[Detector] = [RegionDetector(profile.detection, ferrule_smallest_um=ferrule_smallest_um)]
     if profile.detection.scratch.enabled:
-        # lines are sought out to the last zone that limits scratches (none: everywhere, as before)
+        # lines are sought out to the last zone that limits scratches (where none does: everywhere)
         limited = [z.outer_um for z in profile.zones if z.scratches != "unlimited"]
         search = max(limited) if limited and max(limited) < profile.contact_diameter_um else None
         detectors.append(ScratchDetector(profile.detection, search_diameter_um=search))
