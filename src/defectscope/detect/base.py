@@ -25,6 +25,7 @@ __all__ = [
     "window_about",
     "fiber_guards",
     "zone_label_map",
+    "within_radii",
     "domain_rank_residuals",
     "rank_residuals",
     "zone_noise",
@@ -64,6 +65,20 @@ class Window:
 
     def local_xy(self, xy: tuple[float, float]) -> tuple[float, float]:
         return xy[0] - self.x0, xy[1] - self.y0
+
+    def fixed_xy(self, xy: tuple[float, float], scale: float = 1.0) -> tuple[int, int]:
+        """`xy` (frame px) as a point of this window resampled by `scale`, in cv2's fixed point
+        (`shift=4` drawing). Frame pixel i covers [i - 0.5, i + 0.5]; scaled pixel j covers
+        [j - 0.5, j + 0.5] / scale."""
+        x, y = self.local_xy(xy)
+        return int(round(((x + 0.5) * scale - 0.5) * _ONE)), int(round(((y + 0.5) * scale - 0.5) * _ONE))
+
+    def whole_cells(self, factor: int) -> Window:
+        """This window cut to whole `factor` x `factor` cells (at least one), so that it shrinks by
+        `factor` exactly (OpenCV's integer-factor area path)."""
+        return Window(
+            self.x0, self.y0, max(factor, self.w - self.w % factor), max(factor, self.h - self.h % factor)
+        )
 
 
 def detection_radius_px(
@@ -146,13 +161,7 @@ def zone_label_map(
     h, w = max(1, round(window.h * scale)), max(1, round(window.w * scale))
     labels = np.zeros((h, w), np.uint8)
 
-    def scaled(xy: tuple[float, float]) -> tuple[int, int]:
-        # pixel centres: frame pixel i covers [i - 0.5, i + 0.5]; scaled pixel j covers
-        # [j - 0.5, j + 0.5] / scale
-        x, y = window.local_xy(xy)
-        return int(round(((x + 0.5) * scale - 0.5) * _ONE)), int(round(((y + 0.5) * scale - 0.5) * _ONE))
-
-    centre = scaled(geometry.center_xy)
+    centre = window.fixed_xy(geometry.center_xy, scale)
     for i in range(len(geometry.zones) - 1, -1, -1):  # outermost first; inner zones paint over
         outer = geometry.zones[i].outer_radius_px
         if i == len(geometry.zones) - 1 and outer_radius_px is not None:
@@ -165,7 +174,7 @@ def zone_label_map(
         thickness = max(1, int(round(((core_r - inward) - 0.75 * core_r) * scale)))
         cv2.circle(
             labels,
-            scaled(core_centre),
+            window.fixed_xy(core_centre, scale),
             int(round(rim * _ONE)),
             core_rim_label,
             thickness=thickness,
@@ -177,7 +186,7 @@ def zone_label_map(
         thickness = max(1, int(round((inward + outward) * scale)))
         cv2.circle(
             labels,
-            scaled(guard_centre),
+            window.fixed_xy(guard_centre, scale),
             int(round(mid * _ONE)),
             GUARD if i == 0 else core_guard_label,
             thickness=thickness,
@@ -185,6 +194,28 @@ def zone_label_map(
             shift=_SHIFT,
         )
     return labels
+
+
+def within_radii(
+    labels: np.ndarray,
+    window: Window,
+    center_xy: tuple[float, float],
+    *,
+    inner_px: float = 0.0,
+    outer_px: float | None = None,
+    scale: float = 1.0,
+) -> np.ndarray:
+    """`labels` (of `window` at `scale`) with OUTSIDE where the distance from `center_xy` is below
+    `inner_px` or beyond `outer_px` (frame px; None: no outer bound). A new array."""
+    at = window.fixed_xy(center_xy, scale)
+    if outer_px is None:
+        kept = np.ones(labels.shape, np.uint8)
+    else:
+        kept = np.zeros(labels.shape, np.uint8)
+        cv2.circle(kept, at, round(outer_px * scale * _ONE), 1, -1, shift=_SHIFT)
+    if inner_px > 0:
+        cv2.circle(kept, at, round(inner_px * scale * _ONE), 0, -1, shift=_SHIFT)
+    return cv2.bitwise_and(labels, labels, mask=kept)  # OUTSIDE is 0
 
 
 def detection_frame(frame: Frame, geometry: Geometry, params: DetectionParams) -> Frame:

@@ -130,13 +130,11 @@ def _domains(
     labels = np.zeros(small_hw, np.uint8)
     scale = 1.0 / step
 
-    def at(xy):
-        x, y = win.local_xy(xy)
-        return int(round(((x + 0.5) * scale - 0.5) * 16)), int(round(((y + 0.5) * scale - 0.5) * 16))
-
     def disk(xy, radius_px, value):
         if radius_px > 0:
-            cv2.circle(labels, at(xy), int(round(radius_px * scale * 16)), value, -1, shift=4)
+            cv2.circle(
+                labels, win.fixed_xy(xy, scale), int(round(radius_px * scale * 16)), value, -1, shift=4
+            )
 
     guards = fiber_guards(geometry, params)
     (clad_c, clad_r, clad_in, clad_out) = guards[0]

@@ -30,6 +30,7 @@ from .base import (
     fiber_guards,
     inspection_window,
     window_about,
+    within_radii,
     zone_label_map,
     zone_noise,
 )
@@ -82,7 +83,9 @@ class RegionDetector:
         fiber_win = window_about(geometry.center_xy, fiber_px + window_px + 2, frame.pixels.shape)
         roi = cv2.GaussianBlur(fiber_win.crop(frame.pixels), (3, 3), 0)
         # (the 3x3 blur is matched to the optics' blur and halves the noise)
-        labels = self._labels(geometry, fiber_win, guards, keep=(0.0, fiber_px))
+        labels = within_radii(
+            self._labels(geometry, fiber_win, guards), fiber_win, geometry.center_xy, outer_px=fiber_px
+        )
         residuals = domain_rank_residuals(
             roi,
             window_px=window_px,
@@ -112,16 +115,20 @@ class RegionDetector:
         bright side of the edge."""
         um = geometry.um_per_px
         factor = 2 if self.ferrule_smallest_um / (2 * um) >= _PX_ACROSS_SMALLEST else 1
-        even = Window(
-            win.x0, win.y0, max(factor, win.w - win.w % factor), max(factor, win.h - win.h % factor)
-        )
+        even = win.whole_cells(factor)
         crop = win.crop(frame.pixels)[: even.h, : even.w]
         if factor == 1:
             pixels = cv2.GaussianBlur(crop, (3, 3), 0)
         else:
             pixels = cv2.resize(crop, (even.w // factor, even.h // factor), interpolation=cv2.INTER_AREA)
         outer_guard_px = geometry.cladding_radius_px + self.detection.edge_guard_outer_um / um
-        labels = self._labels(geometry, even, guards, keep=(outer_guard_px, np.inf), scale=1 / factor)
+        labels = within_radii(
+            self._labels(geometry, even, guards, scale=1 / factor),
+            even,
+            geometry.center_xy,
+            inner_px=outer_guard_px,
+            scale=1 / factor,
+        )
         residuals = domain_rank_residuals(
             pixels,
             window_px=window_px // factor,
@@ -133,11 +140,10 @@ class RegionDetector:
         )
         self._collect(found, residuals, labels, geometry, factor, (0, 0), max(1, min_area_px // factor**2))
 
-    def _labels(self, geometry: Geometry, window: Window, guards, *, keep, scale: float = 1.0) -> np.ndarray:
-        """Zone labels of `window` at `scale` (the core's rim band apart), OUTSIDE beyond the radii
-        `keep` (inner, outer) px."""
+    def _labels(self, geometry: Geometry, window: Window, guards, *, scale: float = 1.0) -> np.ndarray:
+        """Zone labels of `window` at `scale`, the core's rim band and guard band apart."""
         n_zones = len(geometry.zones)
-        labels = zone_label_map(
+        return zone_label_map(
             geometry,
             window,
             guards=guards,
@@ -146,16 +152,6 @@ class RegionDetector:
             core_guard_label=CORE_GUARD,
             scale=scale,
         )
-        x, y = window.local_xy(geometry.center_xy)
-        at = (round(((x + 0.5) * scale - 0.5) * 16), round(((y + 0.5) * scale - 0.5) * 16))
-        if np.isfinite(keep[1]):
-            kept = np.zeros(labels.shape, np.uint8)
-            cv2.circle(kept, at, round(keep[1] * scale * 16), 1, -1, shift=4)
-        else:
-            kept = np.ones(labels.shape, np.uint8)
-        if keep[0] > 0:
-            cv2.circle(kept, at, round(keep[0] * scale * 16), 0, -1, shift=4)
-        return cv2.bitwise_and(labels, labels, mask=kept)  # OUTSIDE (0) where not kept
 
     def _collect(
         self, found: _Found, residuals, labels, geometry: Geometry, factor: int, offset, min_area_px

@@ -36,6 +36,7 @@ from .base import (
     fiber_guards,
     inspection_window,
     window_about,
+    within_radii,
     zone_label_map,
     zone_noise,
 )
@@ -184,15 +185,9 @@ class ScratchDetector:
         from oriented box averages of the half-resolution residual; ends in `win` px."""
         p = self.params
         scale = 0.5
-        # an even-sized window halves exactly (OpenCV's integer-factor area path)
-        even = Window(win.x0, win.y0, max(2, win.w - win.w % 2), max(2, win.h - win.h % 2))
+        even = win.whole_cells(2)
         labels = zone_label_map(geometry, even, guards=guards, scale=scale, outer_radius_px=radius_px)
-        cx, cy = win.local_xy(geometry.center_xy)
-        centre = ((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5)
-        searched = np.zeros(labels.shape, np.uint8)
-        at = (round(centre[0] * 16), round(centre[1] * 16))
-        cv2.circle(searched, at, round(radius_px * scale * 16), 1, -1, shift=4)
-        labels = cv2.bitwise_and(labels, labels, mask=searched)  # OUTSIDE (0) beyond the search
+        labels = within_radii(labels, even, geometry.center_xy, outer_px=radius_px, scale=scale)
         half = cv2.resize(roi[: even.h, : even.w], labels.shape[::-1], interpolation=cv2.INTER_AREA)
         dark, bright = domain_rank_residuals(
             half,
@@ -221,6 +216,8 @@ class ScratchDetector:
         half_len = max(3, int(length_px * scale))
         # rotate about the fiber centre into a square that just holds the inspected circle: the
         # circle turns onto itself, so no pixel of it is lost and no corner is wasted
+        cx, cy = win.local_xy(geometry.center_xy)
+        centre = ((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5)
         side = 2 * int(math.ceil(radius_px * scale)) + 3
         line_noise = None
         min_run = max(3, int(p.min_length_um / geometry.um_per_px * scale))
