@@ -42,8 +42,8 @@ def _first(folder: str, pattern: str, n: int) -> list[Path]:
 def _never_pass_uninspected(report) -> None:
     if report.verdict.status == Status.PASS:
         assert report.quality.ok and report.geometry is not None, report.image.path
-    if report.verdict.status == Status.UNDETERMINED:
-        assert report.verdict.reasons and report.verdict.action == "re-image"
+    if report.verdict.status == Status.UNDETERMINED:  # not inspected, or a zone it could not settle
+        assert report.verdict.reasons and report.verdict.action in ("re-image", "clean and re-inspect")
 
 
 @pytest.fixture(scope="module")
@@ -125,16 +125,16 @@ def test_clean_labelled_images_are_never_passed_without_inspection(labelled_clea
         _never_pass_uninspected(report)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="3 of 11 clean-labelled multimode images FAIL on a zone-A 'defect' 21-38 um wide: the "
-    "core's central index dip is deeper than detection.max_core_glow_grey (10), which we keep so a "
-    "film on the core centre is not flattened away (README, Known limitations)",
-)
-def test_clean_labelled_images_all_pass(labelled_clean):
-    not_passed = {
-        name: (r.verdict.status.value, r.verdict.reasons[:2])
-        for name, r in labelled_clean
-        if r.verdict.status != Status.PASS
-    }
-    assert not not_passed, not_passed
+def test_clean_labelled_images_do_not_fail(labelled_clean, mm):
+    """None FAILs. Three multimode cores show an index pattern deeper than max_core_glow_grey,
+    which a film centred on the core would look like: those are UNDETERMINED for that alone."""
+    failed = {name: r.verdict.reasons[:2] for name, r in labelled_clean if r.verdict.status == Status.FAIL}
+    assert not failed, failed
+    limit = mm.profile.detection.max_core_glow_grey
+    for name, r in labelled_clean:
+        if r.verdict.status == Status.UNDETERMINED:
+            assert r.quality.ok and r.quality.core_pattern_grey > limit, name
+            assert all("centred on the core" in reason for reason in r.verdict.reasons), (
+                name,
+                r.verdict.reasons,
+            )

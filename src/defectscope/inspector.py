@@ -29,7 +29,7 @@ from .detect.scratch import ScratchDetector
 from .errors import DefectscopeError, FiberNotFoundError
 from .geometry import EdgeFit, locate_fiber, square_pixels
 from .imageio import decode_frame, frame_from_array, read_frame
-from .judge import judge, undetermined
+from .judge import core_pattern_reasons, judge, undetermined
 from .measure import measure
 from .profile import Profile, load_profile
 from .quality import assess_quality, frame_exposure_issues
@@ -149,7 +149,7 @@ class Inspector:
             return Inspection(report, frame)
 
         t = time.perf_counter()
-        seen = detection_frame(frame, geometry, self.profile.detection)
+        seen, core_pattern_grey = detection_frame(frame, geometry, self.profile.detection)
         maps = [detector(seen, geometry) for detector in self.detectors]
         timing["detect"] = _ms(t)
         t = time.perf_counter()
@@ -164,7 +164,12 @@ class Inspector:
         )
         defects = measure(candidates, geometry, self.profile)
         timing["measure"] = _ms(t)
-        verdict = judge(defects, self.profile)
+        core_radius_um = geometry.core_radius_px * geometry.um_per_px if geometry.core_radius_px else None
+        if core_radius_um:
+            quality = quality.model_copy(update={"core_pattern_grey": core_pattern_grey})
+        verdict = judge(
+            defects, self.profile, core_pattern_reasons(self.profile, core_radius_um, core_pattern_grey)
+        )
         timing["total"] = _ms(t0)
         report = Report(
             image=info,

@@ -4,18 +4,26 @@ Scratches are sized by width, every other kind by enclosing diameter. A scratch 
 each zone it crosses; any other defect once, in the zone it touches whose limits are strictest
 for its size (`Defect.zone`, see `strictest_zone`): the innermost zone is not always the strict
 one -- a particle straddling the adhesive zone C (no limit) and the contact zone D is judged in D.
-Contamination-only failures say "clean and re-inspect"; damage says "reject".
+Contamination-only failures say "clean and re-inspect"; damage says "reject". A zone the
+inspection could not settle (`core_pattern_reasons`) is UNDETERMINED unless it fails anyway.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from .profile import Profile, SizeBand, ZoneRule
 from .records import CONTAMINATION_KINDS, Defect, DefectKind, Status, Verdict, ZoneVerdict
 
-__all__ = ["judge", "undetermined", "judged_zones", "defect_margin", "strictest_zone"]
+__all__ = [
+    "judge",
+    "undetermined",
+    "core_pattern_reasons",
+    "judged_zones",
+    "defect_margin",
+    "strictest_zone",
+]
 
 
 def judged_zones(defect: Defect) -> tuple[str, ...]:
@@ -47,8 +55,10 @@ def strictest_zone(profile: Profile, kind: DefectKind, size_um: float, touched: 
     return best
 
 
-def judge(defects: Sequence[Defect], profile: Profile) -> Verdict:
-    """PASS or FAIL with reasons per zone. (UNDETERMINED comes from `undetermined`.)"""
+def judge(defects: Sequence[Defect], profile: Profile, unsettled: Mapping[str, str] | None = None) -> Verdict:
+    """PASS or FAIL with reasons per zone; UNDETERMINED when a zone named in `unsettled` (zone
+    name -> why) does not fail and no other zone does. (A part not inspected: `undetermined`.)"""
+    unsettled = unsettled or {}
     by_zone: dict[str, list[Defect]] = defaultdict(list)
     for d in defects:
         for z in judged_zones(d):
@@ -66,12 +76,23 @@ def judge(defects: Sequence[Defect], profile: Profile) -> Verdict:
             broken, culprits = _apply(rule, what, items, bands)
             zone_reasons += broken
             failing += culprits
-        status = Status.FAIL if zone_reasons else Status.PASS
+        reasons += zone_reasons
+        if not zone_reasons and rule.name in unsettled:
+            status, zone_reasons = Status.UNDETERMINED, [unsettled[rule.name]]
+        else:
+            status = Status.FAIL if zone_reasons else Status.PASS
         zone_verdicts[rule.name] = ZoneVerdict(
             status=status, n_scratches=len(scratches), n_defects=len(others), reasons=tuple(zone_reasons)
         )
-        reasons += zone_reasons
 
+    open_zones = [name for name, z in zone_verdicts.items() if z.status == Status.UNDETERMINED]
+    if not reasons and open_zones:  # nothing fails, a zone is unsettled; if it is a film, cleaning removes it
+        return Verdict(
+            status=Status.UNDETERMINED,
+            reasons=_unsettled_reasons(open_zones, unsettled),
+            zones=zone_verdicts,
+            action="clean and re-inspect",
+        )
     if not reasons:
         n = len(defects)
         summary = "all zones within limits" + (
@@ -93,6 +114,25 @@ def undetermined(reasons: Iterable[str], profile: Profile | None = None) -> Verd
     reasons = tuple(reasons) or ("inspection could not be completed",)
     zones = {z.name: ZoneVerdict(status=Status.UNDETERMINED) for z in profile.zones} if profile else {}
     return Verdict(status=Status.UNDETERMINED, reasons=reasons, zones=zones, action="re-image")
+
+
+def core_pattern_reasons(profile: Profile, core_radius_um: float | None, depth_grey: float) -> dict[str, str]:
+    """The zones over the core that a round pattern centred on it leaves unsettled, with the reason.
+
+    A pattern deeper than `detection.max_core_glow_grey` may be the fiber's own index profile
+    (rings, a dark or bright centre) or a film or other defect centred on the core: they look
+    alike, so the zones judging defects there cannot PASS (see `detect.base.flatten_core`).
+    """
+    limit = profile.detection.max_core_glow_grey
+    if not core_radius_um or depth_grey <= limit:
+        return {}
+    why = (
+        f"round pattern {depth_grey:.0f} grey deep centred on the core (over {limit:g}): the fiber's index "
+        "pattern or a film, which look alike; clean and re-inspect, judge the core by eye if it stays"
+    )
+    return {
+        z.name: why for z in profile.zones if z.inner_um / 2 < core_radius_um and z.defects != "unlimited"
+    }
 
 
 def defect_margin(defect: Defect, profile: Profile) -> float:
@@ -119,6 +159,16 @@ def defect_margin(defect: Defect, profile: Profile) -> float:
             else max(1.0 + 1e-9, defect.size_um / largest),
         )
     return worst
+
+
+def _unsettled_reasons(zones: list[str], why: Mapping[str, str]) -> tuple[str, ...]:
+    """One reason per distinct cause, naming its zones ("zones A, B: ...")."""
+    by_cause: dict[str, list[str]] = defaultdict(list)
+    for name in zones:
+        by_cause[why[name]].append(name)
+    return tuple(
+        f"zone{'s' * (len(names) > 1)} {', '.join(names)}: {cause}" for cause, names in by_cause.items()
+    )
 
 
 def _rule(profile: Profile, name: str) -> ZoneRule | None:

@@ -184,9 +184,12 @@ class DetectionParams(_Model):
     edge_guard_outer_um: float = Field(default=3.0, ge=0)
     core_guard_inner_um: float = Field(default=1.5, ge=0)
     core_guard_outer_um: float = Field(default=3.0, ge=0)  # multimode cores carry a dark ring outside
-    # A multimode core's soft central dip or glow is removed only up to this depth: a stronger
-    # round feature on the core centre is treated as a defect (a film there looks the same).
-    max_core_glow_grey: float = Field(default=10.0, ge=0)
+    # A round pattern centred on the core up to this depth (a multimode core's soft index dip or
+    # glow) is flattened and passes; a deeper one -- the index pattern, or a film centred on the
+    # core, which looks the same -- leaves the zones over the core UNDETERMINED unless they fail.
+    # 8 grey: deeper than the faint dips of clean real cores (<= 7.8), fainter than a film
+    # an inspector would call contamination (the synthetic set's faintest, 8 grey).
+    max_core_glow_grey: float = Field(default=8.0, ge=0)
     merge_gap_um: float = Field(default=1.5, ge=0)  # region fragments closer than this are one feature
     # A feature straddling the outer edge of the last zone is judged there at its full size, so
     # detectors look this far beyond it; measurement keeps only what touches a zone.

@@ -217,6 +217,8 @@ class Quality(_Record):
     edge_width_um: float | None = None
     clipped_fraction: float | None = None  # of the contact zone, saturated or black
     contact_zone_in_frame: bool | None = None
+    # depth of the round pattern centred on the core (index profile or a film on it), grey levels
+    core_pattern_grey: float | None = None
     issues: tuple[str, ...] = ()
 
 

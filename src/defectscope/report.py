@@ -160,13 +160,18 @@ _DESCRIPTIONS: dict[str, dict[str, str]] = {
         "": "Kind of feature. particle and oil are contamination (clean and re-inspect); "
         "the others are damage."
     },
-    "Status": {"": "PASS, FAIL, or UNDETERMINED when the part could not be inspected (never a PASS)."},
+    "Status": {
+        "": "PASS, FAIL, or UNDETERMINED when the part, or a zone of it, could not be judged (never a PASS)."
+    },
     "Quality": {
         "ok": "True when the image is good enough to judge.",
         "focus": "Cladding-edge sharpness in 1/µm (1 / 10-90 % rise distance); higher is sharper.",
         "edge_width_um": "10-90 % rise distance of the cladding edge in µm.",
         "clipped_fraction": "Fraction of the contact zone that is saturated or black, 0-1.",
         "contact_zone_in_frame": "Whether the whole contact zone is inside the image.",
+        "core_pattern_grey": "Depth in grey levels of the round pattern centred on the core (index "
+        "profile or a film on it); deeper than the profile's detection.max_core_glow_grey, the zones "
+        "over the core are UNDETERMINED unless they fail anyway. Null without a core.",
         "issues": "Why the gate failed, one sentence each.",
     },
     "ZoneVerdict": {

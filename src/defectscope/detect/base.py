@@ -38,6 +38,10 @@ __all__ = [
 OUTSIDE = 0  # zone_label_map: not inspected (outside the contact zone or the frame)
 GUARD = 255  # zone_label_map: a guard band on the fiber's own circular edges
 CORE_GUARD = 253  # zone_label_map: the core's guard band, when asked for apart (see region detection)
+# flatten_core: within this radius of the core centre a smooth model, not the median radial
+# profile, is subtracted, so a dig on the centre keeps at least 6 um of its diameter (over the
+# 5 um a multimode zone A admits) instead of vanishing into the median
+CENTRE_DIG_UM = 3.0
 _SHIFT = 4  # sub-pixel bits for cv2.circle
 _ONE = 1 << _SHIFT
 
@@ -218,31 +222,40 @@ def within_radii(
     return cv2.bitwise_and(labels, labels, mask=kept)  # OUTSIDE is 0
 
 
-def detection_frame(frame: Frame, geometry: Geometry, params: DetectionParams) -> Frame:
+def detection_frame(frame: Frame, geometry: Geometry, params: DetectionParams) -> tuple[Frame, float]:
     """The frame the detectors see: `frame` with the core's concentric structure flattened
-    (`flatten_core`), done once per inspection rather than by each detector."""
-    pixels = flatten_core(frame.pixels, geometry, Window(0, 0, frame.width, frame.height), params)
-    return frame if pixels is frame.pixels else replace(frame, pixels=pixels)
+    (`flatten_core`), done once per inspection rather than by each detector; and the depth of the
+    round pattern centred on the core (grey levels, 0 without a core)."""
+    pixels, pattern_grey = flatten_core(
+        frame.pixels, geometry, Window(0, 0, frame.width, frame.height), params
+    )
+    return (frame if pixels is frame.pixels else replace(frame, pixels=pixels)), pattern_grey
 
 
-def flatten_core(roi: np.ndarray, geometry: Geometry, window: Window, params: DetectionParams) -> np.ndarray:
-    """`roi` with the core's concentric structure removed (a new uint8 array; `roi` if no core).
+def flatten_core(
+    roi: np.ndarray, geometry: Geometry, window: Window, params: DetectionParams
+) -> tuple[np.ndarray, float]:
+    """`roi` with the core's concentric structure removed (a new uint8 array; `roi` if no core),
+    and the depth in grey levels of the round pattern centred on the core (0 without a core).
 
-    Multimode cores show a soft central dip or glow (the index profile) and bright and dark
-    rings at their edge; to rank, line and blob filters they look like digs, scratches and
-    films. About the core's own centre:
-    - across the rim band (60 % of the core radius to 2 um past the core guard) the median
-      radial profile over all directions is subtracted -- a defect covers only a few of them;
-    - inside it, a smooth radial model a + b r^2 + c r^4, fitted robustly to that profile:
-      it follows a broad dip or glow but cannot follow a small dig, even one centred on the
-      core (which covers every direction there and would vanish from a median); and it is
-      applied only when no deeper than `max_core_glow_grey` -- a round film centred on the
-      core has the same shape, and must not be flattened away.
+    Multimode cores show a soft central dip or glow, rings or a bright centre (the index profile)
+    and bright and dark rings at their edge; to rank, line and blob filters they look like digs,
+    scratches and films. About the core's own centre, out to 2 um past the core guard band, the
+    median radial profile over all directions is subtracted -- a defect covers only a few of
+    them -- except within `CENTRE_DIG_UM` of the centre: there a dig would cover every direction
+    and vanish from a median, so a smooth model a + b r^2 + c r^4 is subtracted instead, fitted
+    robustly to the profile from there out to 80 % of the core radius: it follows a broad dip or
+    glow inwards, not a dig that lies within. The subtracted model's largest departure from the
+    core level (its value at 60 % of the core radius), inside 60 % of the core radius, is the
+    pattern's depth. A round film centred on the core is flattened the same way, so a pattern
+    deeper than `max_core_glow_grey` -- the index pattern or such a film, they look alike --
+    must not PASS the zones over the core (`judge.core_pattern_reasons`); what is not
+    concentric is still found.
     Each side of the core edge is referred to its own level (core inside, cladding outside);
     the step left at the edge lies in the core guard band.
     """
     if not geometry.core_radius_px:
-        return roi
+        return roi, 0.0
     core_r = geometry.core_radius_px
     r_in = 0.6 * core_r
     r_out = core_r + (params.core_guard_outer_um + 2.0) / geometry.um_per_px
@@ -250,7 +263,7 @@ def flatten_core(roi: np.ndarray, geometry: Geometry, window: Window, params: De
     x0, y0 = max(0, int(cx - r_out - 1)), max(0, int(cy - r_out - 1))
     x1, y1 = min(roi.shape[1], int(cx + r_out + 2)), min(roi.shape[0], int(cy + r_out + 2))
     if x1 <= x0 or y1 <= y0:
-        return roi
+        return roi, 0.0
     n_r = int(np.ceil(r_out)) + 2
     theta = np.arange(360, dtype=np.float32) * np.float32(np.pi / 180)
     radii = np.arange(n_r, dtype=np.float32)
@@ -259,30 +272,33 @@ def flatten_core(roi: np.ndarray, geometry: Geometry, window: Window, params: De
     profile = np.median(
         cv2.remap(roi, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), axis=0
     )
-    inner = _smooth_radial(profile, radii, 0.8 * core_r)
+    r_dig = min(r_in, CENTRE_DIG_UM / geometry.um_per_px)
+    inner = _smooth_radial(profile, radii, r_dig, 0.8 * core_r)
     xx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
     yy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
     r = np.hypot(xx, yy)
     core_level = float(np.polyval(inner, r_in * r_in))
-    glow = np.polyval(inner, radii[radii < r_in] ** 2) - core_level
-    if np.abs(glow).max(initial=0.0) > params.max_core_glow_grey:
-        inner = np.array([0.0, 0.0, core_level])  # deeper than any index dip: leave it to the detectors
-    model = np.where(r < r_in, np.polyval(inner, r * r), np.interp(r, radii, profile))
+    along = np.where(radii < r_dig, np.polyval(inner, radii * radii), profile)  # the model per radius
+    depth = float(np.abs(along[radii < r_in] - core_level).max(initial=0.0))
+    model = np.interp(r, radii, along)
     reference = np.where(r < core_r, core_level, float(np.interp(r_out, radii, profile)))
     correction = np.where(r <= r_out, model - reference, 0.0)
     out = roi.copy()
     out[y0:y1, x0:x1] = np.clip(np.rint(out[y0:y1, x0:x1] - correction), 0, 255).astype(np.uint8)
-    return out
+    return out, round(depth, 2)
 
 
-def _smooth_radial(profile: np.ndarray, radii: np.ndarray, r_max: float) -> np.ndarray:
-    """Coefficients (in r^2) of a + b r^2 + c r^4 fitted robustly to `profile` over r < r_max."""
-    use = radii < r_max
+def _smooth_radial(profile: np.ndarray, radii: np.ndarray, r_min: float, r_max: float) -> np.ndarray:
+    """Coefficients (in r^2) of a + b r^2 + c r^4 fitted robustly to `profile` over r_min <= r < r_max
+    (a flat level where fewer than 6 radii lie there: a single-mode core)."""
+    use = (radii >= r_min) & (radii < r_max)
+    if not use.any():
+        use = radii < max(r_max, 1.0)
     x, v = (radii[use] ** 2).astype(np.float64), profile[use].astype(np.float64)
     keep = np.ones(v.shape, bool)
     coeffs = np.array([0.0, 0.0, float(np.median(v))])
     for _ in range(3):
-        if keep.sum() < 4:
+        if keep.sum() < 6:
             break
         coeffs = np.polyfit(x[keep], v[keep], 2)
         resid = v - np.polyval(coeffs, x)
