@@ -8,6 +8,7 @@ Images come from the session fixtures in conftest.py: two clean end faces that P
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import re
 import subprocess
@@ -135,6 +136,31 @@ def test_exit_2_when_a_part_is_undetermined(tmp_path, capsys, endface_files, ext
     stem = endface_files[extra].stem
     assert reports[stem].verdict.status == "UNDETERMINED"
     assert reports["dig-in-core"].verdict.status == "FAIL"  # the batch went on
+
+
+def test_a_full_disk_exits_74_naming_the_folder_and_leaves_written_reports_whole(
+    tmp_path, capsys, endface_files, monkeypatch
+):
+    import defectscope.report as outputs
+
+    written = []
+
+    def overlay_on_a_full_disk(frame, report, path):
+        if written:  # the first image's outputs fit, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        real_overlay(frame, report, path)
+
+    real_overlay = outputs.write_overlay
+    monkeypatch.setattr(outputs, "write_overlay", overlay_on_a_full_disk)
+    files = [*endface_files["pass"], endface_files["fail"]]
+    code, _, err = run(["inspect", *files, "--out", tmp_path / "r", "--jobs", "1"], capsys)
+    assert code == 74
+    message = " ".join(err.split())
+    assert str(tmp_path / "r") in message and "No space left on device" in message
+    assert "check free space" in message
+    for report in _reports(tmp_path / "r").values():  # what was written is whole
+        assert report.verdict.status in ("PASS", "FAIL")
 
 
 def test_corrupt_file_in_a_folder_is_an_undetermined_report_not_a_crash(tmp_path, capsys, endface_files):
@@ -342,7 +368,10 @@ def test_every_command_help_has_an_example_and_the_exit_codes_are_documented(cap
     assert code == 0 and "Example:" in stdout
     code, stdout, _ = run(["--help"], capsys)
     assert code == 0
-    documented = "0 all PASS, 1 any FAIL, 2 any UNDETERMINED or unreadable image, 64 usage error"
+    documented = (
+        "0 all PASS, 1 any FAIL, 2 any UNDETERMINED or unreadable image, 64 usage error, "
+        "74 results could not be written"
+    )
     assert documented in " ".join(stdout.split())
 
 

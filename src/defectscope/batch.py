@@ -17,7 +17,7 @@ from pathlib import Path
 
 import cv2
 
-from .errors import DefectscopeError
+from .errors import DefectscopeError, OutputError
 from .inspector import Inspector
 from .profile import Profile
 from .records import Report, Status
@@ -160,7 +160,7 @@ def _inspect_one(item: tuple[Path, str]) -> Report:
             if options.overlay and inspection.frame is not None:
                 outputs.write_overlay(inspection.frame, report, options.out_dir / f"{name}.overlay.png")
         except OSError as exc:
-            raise DefectscopeError(
+            raise OutputError(
                 f"{options.out_dir}: cannot write the results for {path.name} "
                 f"({exc.strerror or exc}); check free space and permissions"
             ) from None

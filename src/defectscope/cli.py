@@ -1,7 +1,8 @@
 """defectscope command line: thin -- it parses arguments and calls the library.
 
 Exit codes (every command): 0 success / every part PASS; 1 some part FAIL; 2 some part
-UNDETERMINED or an unreadable image; 64 a usage error (bad option, unknown profile, no input).
+UNDETERMINED or an unreadable image; 64 a usage error (bad option, unknown profile, no input);
+74 results could not be written (disk full, no permission): what was written is whole.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import __version__
-from .errors import DefectscopeError
+from .errors import DefectscopeError, OutputError
 from .profile import Profile, list_profiles, load_profile
 from .records import Report, Status
 
 EXIT_USAGE = 64
+EXIT_OUTPUT = 74  # sysexits.h EX_IOERR
 
 app = typer.Typer(
     add_completion=False,
@@ -30,7 +32,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     help="Fast, explainable inspection of fiber-optic end faces (IEC 61300-3-35).\n\n"
     "Exit codes: 0 all PASS, 1 any FAIL, 2 any UNDETERMINED or unreadable image, "
-    "64 usage error.",
+    "64 usage error, 74 results could not be written.",
 )
 err = Console(stderr=True)
 _COLOURS = {Status.PASS: "green", Status.FAIL: "red", Status.UNDETERMINED: "yellow"}
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        rc = EXIT_USAGE
+        rc = EXIT_OUTPUT if isinstance(exc, OutputError) else EXIT_USAGE
     sys.exit(rc or 0)
 
 
@@ -151,7 +153,13 @@ def inspect(
 
         reports = inspect_batch(files, options, jobs=jobs, progress=advance)
     elapsed = time.perf_counter() - t0
-    write_csv(reports, out / "summary.csv")
+    try:
+        write_csv(reports, out / "summary.csv")
+    except OSError as exc:
+        raise OutputError(
+            f"{out}: cannot write summary.csv ({exc.strerror or exc}); the reports are written, "
+            "check free space and permissions"
+        ) from None
     if not as_json:
         _print_summary(reports, elapsed, out)
     raise typer.Exit(exit_code(reports))

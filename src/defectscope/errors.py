@@ -6,6 +6,7 @@ __all__ = [
     "FrameQualityError",
     "FiberNotFoundError",
     "ProfileError",
+    "OutputError",
     "ModelArtifactError",
     "TruthFormatError",
 ]
@@ -31,6 +32,10 @@ class FiberNotFoundError(DefectscopeError):
 
 class ProfileError(DefectscopeError):
     """A profile is unknown or invalid; the message names the file and the field."""
+
+
+class OutputError(DefectscopeError):
+    """Results could not be written (disk full, no permission, folder gone); names the folder and the file."""
 
 
 class ModelArtifactError(DefectscopeError):
