@@ -24,6 +24,7 @@ from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import (
     CORE_GUARD,
+    GUARD,
     Window,
     detection_radius_px,
     domain_rank_residuals,
@@ -95,7 +96,7 @@ class RegionDetector:
             domain="fiber",
         )
         offset = (fiber_win.y0 - win.y0, fiber_win.x0 - win.x0)
-        self._collect(found, residuals, labels, geometry, 1, offset, min_area_px)
+        self._collect(found, roi, residuals, labels, geometry, 1, offset, min_area_px)
         self._ferrule_pass(found, frame, geometry, win, guards, window_px, min_area_px)
         return CandidateMap(
             self.name,
@@ -138,7 +139,9 @@ class RegionDetector:
             scale=1 / factor,
             domain="ferrule",
         )
-        self._collect(found, residuals, labels, geometry, factor, (0, 0), max(1, min_area_px // factor**2))
+        self._collect(
+            found, pixels, residuals, labels, geometry, factor, (0, 0), max(1, min_area_px // factor**2)
+        )
 
     def _labels(self, geometry: Geometry, window: Window, guards, *, scale: float = 1.0) -> np.ndarray:
         """Zone labels of `window` at `scale`, the core's rim band and guard band apart."""
@@ -154,10 +157,10 @@ class RegionDetector:
         )
 
     def _collect(
-        self, found: _Found, residuals, labels, geometry: Geometry, factor: int, offset, min_area_px
+        self, found: _Found, pixels, residuals, labels, geometry: Geometry, factor: int, offset, min_area_px
     ):
-        """Threshold and grow regions in (dark, bright) `residuals` (pixels `factor` times coarser
-        than the frame), adding them to `found` at `offset` (rows, cols of `found.labels`)."""
+        """Threshold and grow regions in (dark, bright) `residuals` of `pixels` (`factor` times
+        coarser than the frame), adding them to `found` at `offset` (rows, cols of `found.labels`)."""
         p = self.params
         n_bands = len(geometry.zones) + 1  # the zones and the core's rim band each get their own noise
         sliver_px = p.min_sliver_length_px(geometry) / factor
@@ -165,6 +168,8 @@ class RegionDetector:
             seeds, grow, low = self._thresholds(residual, labels, n_bands)
             for box, mask, peak, score in _regions(residual, seeds, grow, low, min_area_px):
                 if _sliver(mask, sliver_px):
+                    continue
+                if polarity == "dark" and not _enclosed(pixels[box], mask, labels[box], peak):
                     continue
                 rows = slice(offset[0] + box[0].start * factor, offset[0] + box[0].stop * factor)
                 cols = slice(offset[1] + box[1].start * factor, offset[1] + box[1].stop * factor)
@@ -248,6 +253,29 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, grow: np.ndarray, low: np.
         # confidence: how far the peak stands above the threshold, saturating at 2x
         floor = float(low[box][own].min())
         yield box, core, peak, float(np.clip(0.5 + 0.5 * (peak - floor) / max(floor, 1.0), 0.5, 1.0))
+
+
+def _enclosed(pixels: np.ndarray, mask: np.ndarray, labels: np.ndarray, peak: float) -> bool:
+    """Whether a dark region is darker than what surrounds it, as a pit or dirt is.
+
+    A closing bridges the gap between two bright features closer than its window (a bright
+    scratch or pit and a bright multimode core): the gap then reads as dark, though it is darker
+    than those two only and lies at the level of the rest of its surroundings. Judged on the
+    ring of pixels 2 px out, where the region's own blur has faded, over inspected pixels only
+    (not guard bands): not enclosed when half of that ring or more lies within 10 % of its
+    contrast (2 grey at least) of its own median level. Too little ring to judge: kept."""
+    region = mask.astype(np.uint8)
+    near = cv2.dilate(region, _RING_KERNEL)
+    ring = (cv2.dilate(near, _RING_KERNEL) > 0) & (near == 0) & (labels != 0)
+    ring &= (labels != GUARD) & (labels != CORE_GUARD)
+    if ring.sum() < 8:
+        return True
+    level = float(np.median(pixels[mask]))
+    level_with_it = pixels[ring].astype(np.float32) - level <= max(2.0, 0.1 * peak)
+    return bool(level_with_it.mean() < 0.5)
+
+
+_RING_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
 
 def _plateau(values: np.ndarray, peak: float) -> float:
