@@ -189,8 +189,8 @@ class DetectionParams(_Model):
     # A round pattern centred on the core up to this depth (a multimode core's soft index dip or
     # glow) is flattened and passes; a deeper one -- the index pattern, or a film centred on the
     # core, which looks the same -- leaves the zones over the core UNDETERMINED unless they fail.
-    # 8 grey: deeper than the faint dips of clean real cores (<= 7.9 here), fainter than a film
-    # an inspector would call contamination (the synthetic set's faintest, 8 grey).
+    # 8 grey: deeper than most faint dips of clean real cores (<= 7.9 here, one at 8.1), fainter
+    # than the faintest synthetic film centred on a core (drawn at 8.8 grey, measured 8.1).
     max_core_glow_grey: float = Field(default=8.0, ge=0)
     merge_gap_um: float = Field(default=1.5, ge=0)  # region fragments closer than this are one feature
     # A feature straddling the outer edge of the last zone is judged there at its full size, so
