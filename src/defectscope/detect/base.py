@@ -30,6 +30,7 @@ __all__ = [
     "rank_residuals",
     "zone_noise",
     "components",
+    "concentric_ring",
     "GUARD",
     "CORE_GUARD",
     "OUTSIDE",
@@ -453,6 +454,24 @@ def _median_by_bin(samples: np.ndarray) -> np.ndarray | None:
     level = np.interp(idx, idx[ok], level[ok], period=n_bins)
     extended = np.concatenate([level[-2:], level, level[:2]])
     return np.median(np.stack([extended[i : i + n_bins] for i in range(5)]), axis=0)
+
+
+def concentric_ring(mask: np.ndarray, origin_xy: tuple[int, int], centre_xy: tuple[float, float]) -> bool:
+    """Whether a region (`mask`, its top-left pixel at `origin_xy`) spans a quarter turn or more
+    around `centre_xy` (the fiber centre, same coordinates) within a radial band narrower than
+    15 % of its radius (10th to 90th percentile): a ring of the fiber's own structure (the index
+    trench of a bend-insensitive fiber, a preform layer, a core's rim). No straight scratch
+    follows one -- a chord over a quarter turn strays 29 % of the radius from the circle through
+    its ends -- and a particle or film spanning a quarter turn is far wider than that."""
+    ys, xs = np.nonzero(mask)
+    if xs.size < 20:
+        return False
+    dx, dy = xs + origin_xy[0] - centre_xy[0], ys + origin_xy[1] - centre_xy[1]
+    radius = np.hypot(dx, dy)
+    angles = np.sort(np.arctan2(dy, dx))
+    widest_gap = np.diff(angles, append=angles[0] + 2 * np.pi).max()
+    r10, r50, r90 = np.percentile(radius, (10, 50, 90))
+    return 2 * np.pi - widest_gap >= np.pi / 2 and r90 - r10 <= 0.15 * r50
 
 
 def rank_residuals(pixels: np.ndarray, *, window_px: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import components, detection_radius_px, fiber_guards, inspection_window
+from .base import components, concentric_ring, detection_radius_px, fiber_guards, inspection_window
 
 __all__ = ["BlobDetector"]
 
@@ -60,6 +60,7 @@ class BlobDetector:
         noise = _domain_noise(residual, domains)
 
         res_full = None  # the full-resolution residual, made only if a sharp blob needs cutting
+        centre = win.local_xy(geometry.center_xy)
         min_area_small = math.pi * (0.5 * p.min_size_um / (step * geometry.um_per_px)) ** 2
         out = np.zeros(roi.shape, np.int32)
         kinds, scores, contrasts = [], [], []
@@ -100,6 +101,8 @@ class BlobDetector:
                     fresh
                 ) * geometry.um_per_px < p.max_scratch_width_um and _elongated(fresh):
                     continue  # long and thin is a scratch: the line detector's
+                if concentric_ring(fresh, (box[1].start, box[0].start), centre):
+                    continue
                 kinds.append(
                     DefectKind.OIL if peak < p.max_oil_contrast_grey and soft else DefectKind.PARTICLE
                 )

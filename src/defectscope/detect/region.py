@@ -26,6 +26,7 @@ from .base import (
     CORE_GUARD,
     GUARD,
     Window,
+    concentric_ring,
     detection_radius_px,
     domain_rank_residuals,
     fiber_guards,
@@ -96,7 +97,8 @@ class RegionDetector:
             domain="fiber",
         )
         offset = (fiber_win.y0 - win.y0, fiber_win.x0 - win.x0)
-        self._collect(found, roi, residuals, labels, geometry, 1, offset, min_area_px)
+        centre = fiber_win.local_xy(geometry.center_xy)
+        self._collect(found, roi, residuals, labels, geometry, centre, 1, offset, min_area_px)
         self._ferrule_pass(found, frame, geometry, win, guards, window_px, min_area_px)
         return CandidateMap(
             self.name,
@@ -139,8 +141,18 @@ class RegionDetector:
             scale=1 / factor,
             domain="ferrule",
         )
+        x, y = even.local_xy(geometry.center_xy)
+        centre = ((x + 0.5) / factor - 0.5, (y + 0.5) / factor - 0.5)
         self._collect(
-            found, pixels, residuals, labels, geometry, factor, (0, 0), max(1, min_area_px // factor**2)
+            found,
+            pixels,
+            residuals,
+            labels,
+            geometry,
+            centre,
+            factor,
+            (0, 0),
+            max(1, min_area_px // factor**2),
         )
 
     def _labels(self, geometry: Geometry, window: Window, guards, *, scale: float = 1.0) -> np.ndarray:
@@ -157,17 +169,27 @@ class RegionDetector:
         )
 
     def _collect(
-        self, found: _Found, pixels, residuals, labels, geometry: Geometry, factor: int, offset, min_area_px
+        self,
+        found: _Found,
+        pixels,
+        residuals,
+        labels,
+        geometry: Geometry,
+        centre,
+        factor: int,
+        offset,
+        min_area_px,
     ):
         """Threshold and grow regions in (dark, bright) `residuals` of `pixels` (`factor` times
-        coarser than the frame), adding them to `found` at `offset` (rows, cols of `found.labels`)."""
+        coarser than the frame, the fiber centre at `centre` in their coordinates), adding them
+        to `found` at `offset` (rows, cols of `found.labels`)."""
         p = self.params
         n_bands = len(geometry.zones) + 1  # the zones and the core's rim band each get their own noise
         sliver_px = p.min_sliver_length_px(geometry) / factor
         for polarity, residual in zip(("dark", "bright"), residuals):
             seeds, grow, low = self._thresholds(residual, labels, n_bands)
             for box, mask, peak, score in _regions(residual, seeds, grow, low, min_area_px):
-                if _sliver(mask, sliver_px):
+                if _sliver(mask, sliver_px) or concentric_ring(mask, (box[1].start, box[0].start), centre):
                     continue
                 if polarity == "dark" and not _enclosed(pixels[box], mask, labels[box], peak):
                     continue
