@@ -71,12 +71,16 @@ class Window:
     def local_xy(self, xy: tuple[float, float]) -> tuple[float, float]:
         return xy[0] - self.x0, xy[1] - self.y0
 
-    def fixed_xy(self, xy: tuple[float, float], scale: float = 1.0) -> tuple[int, int]:
-        """`xy` (frame px) as a point of this window resampled by `scale`, in cv2's fixed point
-        (`shift=4` drawing). Frame pixel i covers [i - 0.5, i + 0.5]; scaled pixel j covers
-        [j - 0.5, j + 0.5] / scale."""
+    def scaled_xy(self, xy: tuple[float, float], scale: float = 1.0) -> tuple[float, float]:
+        """`xy` (frame px) as a point of this window resampled by `scale`. Frame pixel i covers
+        [i - 0.5, i + 0.5]; scaled pixel j covers [j - 0.5, j + 0.5] / scale."""
         x, y = self.local_xy(xy)
-        return int(round(((x + 0.5) * scale - 0.5) * _ONE)), int(round(((y + 0.5) * scale - 0.5) * _ONE))
+        return (x + 0.5) * scale - 0.5, (y + 0.5) * scale - 0.5
+
+    def fixed_xy(self, xy: tuple[float, float], scale: float = 1.0) -> tuple[int, int]:
+        """`scaled_xy` in cv2's fixed point (`shift=4` drawing)."""
+        x, y = self.scaled_xy(xy, scale)
+        return int(round(x * _ONE)), int(round(y * _ONE))
 
     def whole_cells(self, factor: int) -> Window:
         """This window cut to whole `factor` x `factor` cells (at least one), so that it shrinks by
@@ -334,8 +338,7 @@ def domain_rank_residuals(
     a window's reach around it) or only the ferrule's (0 on the fiber), e.g. at different scales.
     """
     h, w = pixels.shape
-    cx, cy = window.local_xy(geometry.center_xy)
-    cx, cy = (cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5
+    cx, cy = window.scaled_xy(geometry.center_xy, scale)
     radius = geometry.cladding_radius_px * scale
     inner = radius - params.edge_guard_inner_um / geometry.um_per_px * scale
     outer = radius + params.edge_guard_outer_um / geometry.um_per_px * scale

@@ -141,8 +141,7 @@ class RegionDetector:
             scale=1 / factor,
             domain="ferrule",
         )
-        x, y = even.local_xy(geometry.center_xy)
-        centre = ((x + 0.5) / factor - 0.5, (y + 0.5) / factor - 0.5)
+        centre = even.scaled_xy(geometry.center_xy, 1 / factor)
         self._collect(
             found,
             pixels,

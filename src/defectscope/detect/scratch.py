@@ -216,8 +216,7 @@ class ScratchDetector:
         half_len = max(3, int(length_px * scale))
         # rotate about the fiber centre into a square that just holds the inspected circle: the
         # circle turns onto itself, so no pixel of it is lost and no corner is wasted
-        cx, cy = win.local_xy(geometry.center_xy)
-        centre = ((cx + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5)
+        centre = win.scaled_xy(geometry.center_xy, scale)
         side = 2 * int(math.ceil(radius_px * scale)) + 3
         line_noise = None
         min_run = max(3, int(p.min_length_um / geometry.um_per_px * scale))
