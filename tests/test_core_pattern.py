@@ -34,10 +34,8 @@ def mm():
     return Inspector.from_profile("iec-mm-pc")
 
 
-def _with_pattern(kind: str, depth_grey: float, *defects, seed: int = 5) -> np.ndarray:
-    """A rendered multimode end face with a concentric pattern added inside its 50 um core."""
-    # a core lit well above the cladding, as on the real dimension-scope images
-    light = replace(default_illumination("bright-ferrule", multimode=True), core_delta_grey=40.0)
+def _end_face(defects, *, seed: int = 5, illumination=None) -> tuple[np.ndarray, np.ndarray]:
+    """A rendered multimode end face (float grey) and each pixel's distance from its centre in um."""
     scene = make_scene(
         "iec-mm-pc",
         um_per_px=UM_PER_PX,
@@ -46,12 +44,19 @@ def _with_pattern(kind: str, depth_grey: float, *defects, seed: int = 5) -> np.n
         seed=seed,
         center_xy=CENTER_XY,
         defects=list(defects),
-        illumination=light,
+        illumination=illumination,
     )
     pixels = render_scene(scene, profiles=PROFILES).pixels.astype(np.float64)
-    core_px = 25.0 / UM_PER_PX
     yy, xx = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
-    r = np.hypot(xx - CENTER_XY[0], yy - CENTER_XY[1]) / core_px
+    return pixels, np.hypot(xx - CENTER_XY[0], yy - CENTER_XY[1]) * UM_PER_PX
+
+
+def _with_pattern(kind: str, depth_grey: float, *defects, seed: int = 5) -> np.ndarray:
+    """A rendered multimode end face with a concentric pattern added inside its 50 um core."""
+    # a core lit well above the cladding, as on the real dimension-scope images
+    light = replace(default_illumination("bright-ferrule", multimode=True), core_delta_grey=40.0)
+    pixels, r_um = _end_face(defects, seed=seed, illumination=light)
+    r = r_um / 25.0  # in core radii
     if kind == "dip":  # graded-index dip: darkest at the centre, gone at 70 % of the core radius
         pattern = -depth_grey * np.clip(1 - (r / 0.7) ** 2, 0, None)
     else:  # rings of the preform's layers, fading out before the core edge
@@ -124,18 +129,7 @@ def test_judge_groups_unsettled_zones_in_one_reason_and_a_failure_outranks_them(
 
 def _with_trench_ring(*defects, contrast_grey: float = 12.0) -> np.ndarray:
     """A multimode end face with a faint ring 3 um wide at 1.5 core radii (37.5 um)."""
-    scene = make_scene(
-        "iec-mm-pc",
-        um_per_px=UM_PER_PX,
-        width=600,
-        height=600,
-        seed=5,
-        center_xy=CENTER_XY,
-        defects=list(defects),
-    )
-    pixels = render_scene(scene, profiles=PROFILES).pixels.astype(np.float64)
-    yy, xx = np.mgrid[: pixels.shape[0], : pixels.shape[1]]
-    r_um = np.hypot(xx - CENTER_XY[0], yy - CENTER_XY[1]) * UM_PER_PX
+    pixels, r_um = _end_face(defects)
     ring = contrast_grey * np.exp(-0.5 * ((r_um - 37.5) / 1.2) ** 2)
     return np.clip(np.rint(pixels + ring), 0, 255).astype(np.uint8)
 
