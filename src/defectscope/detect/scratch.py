@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import lru_cache, partial
 
 import cv2
 import numpy as np
-from scipy.ndimage import median_filter, uniform_filter1d
-from scipy.special import erf
+from numpy.lib.stride_tricks import sliding_window_view
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
@@ -559,7 +558,7 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     rows_all = np.arange(len(t))
     on_line = (centred[rows_all, near - 1] + centred[rows_all, near] + centred[rows_all, near + 1]) / 3.0
     on_line = np.where(valid_rows, on_line, 0.0)
-    raw = median_filter(on_line, size=along_px, mode="nearest")
+    raw = _running_median(on_line, along_px)
     floor = max(3.0 * 1.25 * noise / math.sqrt(3 * along_px), 0.5 * p.min_contrast_grey)
     inside_fit = (centre_col >= 0) & (centre_col <= len(s) - 1)
     present = valid_rows & inside_fit & (raw > floor)
@@ -576,7 +575,7 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     # the running median reaches half its window past each end: trim to where a short running
     # mean of the contrast falls below half the line's typical contrast
     typical = float(np.median(on_line[rows]))
-    short = uniform_filter1d(on_line, size=5, mode="nearest")
+    short = _running_mean(on_line, 5)
     ends = np.flatnonzero(short[rows] >= 0.5 * typical)
     if ends.size < 3:
         return None
@@ -642,9 +641,37 @@ def width_from_profile(profile: np.ndarray, s: np.ndarray, psf_sigma_px: float) 
         hi += 1
     area = float(profile[lo : hi + 1].sum() * step)
     ratio = area / peak
-    sigma = max(psf_sigma_px, 0.3)
-    widths = np.linspace(0.05, 60.0, 1200)
-    ratios = widths / erf(widths / (2 * math.sqrt(2) * sigma))
+    ratios = _bar_ratios(max(psf_sigma_px, 0.3))
     if ratio < 0.85 * ratios[0]:
         return None, peak  # narrower than the optics can draw a line: noise, not a bar
-    return float(np.interp(ratio, ratios, widths)), peak
+    return float(np.interp(ratio, ratios, _BAR_WIDTHS_PX)), peak
+
+
+_BAR_WIDTHS_PX = np.linspace(0.05, 60.0, 1200)
+_erf = np.frompyfunc(math.erf, 1, 1)
+
+
+@lru_cache(maxsize=8)
+def _bar_ratios(sigma_px: float) -> np.ndarray:
+    """Area over peak of a bar of each of `_BAR_WIDTHS_PX` blurred by a Gaussian of `sigma_px`
+    (an image's lines share one blur, hence one table)."""
+    return _BAR_WIDTHS_PX / _erf(_BAR_WIDTHS_PX / (2 * math.sqrt(2) * sigma_px)).astype(np.float64)
+
+
+# 1-D running filters with the edge sample repeated beyond the ends (as scipy.ndimage's
+# mode="nearest", without importing it: a worker process starts 0.2 s sooner)
+
+
+def _running_median(values: np.ndarray, size: int) -> np.ndarray:
+    """Median of each `size` samples about each sample (for an even size, the upper median)."""
+    before = size // 2
+    padded = np.pad(values, (before, size - 1 - before), mode="edge")
+    return np.partition(sliding_window_view(padded, size), before, axis=1)[:, before]
+
+
+def _running_mean(values: np.ndarray, size: int) -> np.ndarray:
+    """Mean of each `size` samples about each sample, in the values' dtype."""
+    before = size // 2
+    padded = np.pad(values.astype(np.float64), (before, size - 1 - before), mode="edge")
+    cumulative = np.concatenate([[0.0], np.cumsum(padded)])
+    return ((cumulative[size:] - cumulative[:-size]) / size).astype(values.dtype)
