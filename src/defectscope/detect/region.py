@@ -185,8 +185,9 @@ class RegionDetector:
         p = self.params
         n_bands = len(geometry.zones) + 1  # the zones and the core's rim band each get their own noise
         sliver_px = p.min_sliver_length_px(geometry) / factor
+        judged = cv2.inRange(labels, 1, n_bands)  # the labels a seed may lie on
         for polarity, residual in zip(("dark", "bright"), residuals):
-            seeds, low = self._thresholds(residual, labels, n_bands)
+            seeds, low = self._thresholds(residual, labels, n_bands, judged)
             if seeds is None:
                 continue
             for box, mask, peak, score in _regions(residual, seeds, labels, low, min_area_px):
@@ -212,10 +213,16 @@ class RegionDetector:
                 if len(found.kinds) >= _MAX_REGIONS:
                     return
 
-    def _thresholds(self, residual: np.ndarray, labels: np.ndarray, n_zones: int):
+    def _thresholds(self, residual: np.ndarray, labels: np.ndarray, n_zones: int, judged: np.ndarray):
         """Seed mask (uint8 0/255; None when no pixel passes) and the growth threshold per label
-        (uint8 (256,)), from each band's noise."""
+        (uint8 (256,); None with no seed), from each band's noise. judged: uint8 mask of the
+        pixels labelled 1 .. n_zones, the only ones a seed may lie on."""
         p = self.params
+        # no seed threshold is below the contrast floor: a residual that stays under it (on half
+        # the polarity passes of a clean frame) needs no noise estimate
+        top = cv2.minMaxLoc(residual, mask=judged)[1]
+        if top <= int(np.clip(p.min_contrast_grey, 0, 255)):
+            return None, None
         median, spread = zone_noise(residual, labels, n_zones)
         noise = np.maximum(spread, p.noise_floor_grey)
         hi = np.full(256, 255, np.uint8)  # OUTSIDE and GUARD (and unused labels) never pass
@@ -225,9 +232,8 @@ class RegionDetector:
         # a defect straddling the core's edge grows into its (flattened) guard band, so it is
         # measured whole; nothing starts there
         lo[CORE_GUARD] = lo[1 : n_zones + 1].max()
-        # most residuals stay below every seed threshold: then no per-pixel threshold map is needed
-        if cv2.minMaxLoc(residual)[1] <= hi.min():
-            return None, lo
+        if top <= hi.min():  # no per-pixel threshold map is needed
+            return None, None
         return cv2.compare(residual, cv2.LUT(labels, hi), cv2.CMP_GT), lo
 
 
