@@ -524,11 +524,12 @@ def concentric_ring(mask: np.ndarray, origin_xy: tuple[int, int], centre_xy: tup
     if xs.size < 20:
         return False
     dx, dy = xs + origin_xy[0] - centre_xy[0], ys + origin_xy[1] - centre_xy[1]
-    radius = np.hypot(dx, dy)
     angles = np.sort(np.arctan2(dy, dx))
     widest_gap = np.diff(angles, append=angles[0] + 2 * np.pi).max()
-    r10, r50, r90 = np.percentile(radius, (10, 50, 90))
-    return 2 * np.pi - widest_gap >= np.pi / 2 and r90 - r10 <= 0.15 * r50
+    if 2 * np.pi - widest_gap < np.pi / 2:
+        return False  # most regions: the percentiles (np.percentile: ~50 us) are not needed
+    r10, r50, r90 = np.percentile(np.hypot(dx, dy), (10, 50, 90))
+    return bool(r90 - r10 <= 0.15 * r50)
 
 
 def rank_residuals(pixels: np.ndarray, *, window_px: int) -> tuple[np.ndarray, np.ndarray]:

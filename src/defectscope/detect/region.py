@@ -264,7 +264,8 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, labels: np.ndarray, low: n
             _, comp = cv2.connectedComponents(grow, connectivity=8)
             seed_box = np.zeros(comp.shape, np.uint8)
             cv2.drawContours(seed_box, [contour - [x0, y0]], -1, 1, thickness=-1)
-            ids = np.unique(comp[(seed_box > 0) & (seeds[box] > 0)])
+            # the components under this seed (its outline filled, nested seeds too), ascending
+            ids = np.flatnonzero(np.bincount(comp[cv2.bitwise_and(seed_box, seeds[box]) > 0]))
             ids = ids[ids > 0]
             if ids.size == 0:
                 break
@@ -285,7 +286,7 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, labels: np.ndarray, low: n
             continue
         # confidence: how far the peak stands above the threshold, saturating at 2x
         floor = float(low[labels[box][own]].min())
-        yield box, core, peak, float(np.clip(0.5 + 0.5 * (peak - floor) / max(floor, 1.0), 0.5, 1.0))
+        yield box, core, peak, min(max(0.5 + 0.5 * (peak - floor) / max(floor, 1.0), 0.5), 1.0)
 
 
 def _enclosed(pixels: np.ndarray, mask: np.ndarray, labels: np.ndarray, peak: float) -> bool:
