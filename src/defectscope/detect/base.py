@@ -219,13 +219,14 @@ def within_radii(
     `inner_px` or beyond `outer_px` (frame px; None: no outer bound). A new array."""
     at = window.fixed_xy(center_xy, scale)
     if outer_px is None:
-        kept = np.ones(labels.shape, np.uint8)
+        out = labels.copy()
     else:
         kept = np.zeros(labels.shape, np.uint8)
         cv2.circle(kept, at, round(outer_px * scale * _ONE), 1, -1, shift=_SHIFT)
-    if inner_px > 0:
-        cv2.circle(kept, at, round(inner_px * scale * _ONE), 0, -1, shift=_SHIFT)
-    return cv2.bitwise_and(labels, labels, mask=kept)  # OUTSIDE is 0
+        out = cv2.bitwise_and(labels, labels, mask=kept)
+    if inner_px > 0:  # OUTSIDE is 0
+        cv2.circle(out, at, round(inner_px * scale * _ONE), OUTSIDE, -1, shift=_SHIFT)
+    return out
 
 
 def detection_frame(frame: Frame, geometry: Geometry, params: DetectionParams) -> tuple[Frame, float]:
@@ -400,10 +401,6 @@ def domain_rank_residuals(
     if levels is None:
         return rank_residuals(pixels, window_px=window_px)
     at = (round(centre_local[0] * _ONE), round(centre_local[1] * _ONE))
-    disc = np.zeros(local.shape, np.uint8)
-    cv2.circle(disc, at, max(0, round(inner * _ONE)), 255, -1, shift=_SHIFT)
-    hole = np.zeros(local.shape, np.uint8)
-    cv2.circle(hole, at, round(outer * _ONE), 255, -1, shift=_SHIFT)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
 
     def residuals(filled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -417,12 +414,16 @@ def domain_rank_residuals(
     if domain == "fiber":
         dark, bright = np.zeros_like(pixels), np.zeros_like(pixels)
     else:  # the ferrule: the whole window, with the fiber and the guard band at the ferrule's level
+        hole = np.zeros(local.shape, np.uint8)
+        cv2.circle(hole, at, round(outer * _ONE), 255, -1, shift=_SHIFT)
         ferrule = pixels.copy()
         cv2.copyTo(levels[1], hole, ferrule[box])
         dark, bright = residuals(ferrule)
-    for out in (dark, bright):  # the guard band has no residual (x - x under the mask: a SIMD pass)
-        cv2.subtract(out[box], out[box], dst=out[box], mask=hole)
+        for out in (dark, bright):  # the guard band has no residual (x - x under the mask: a SIMD pass)
+            cv2.subtract(out[box], out[box], dst=out[box], mask=hole)
     if domain != "ferrule":  # the fiber: its box, with the guard band and the ferrule at the fiber's level
+        disc = np.zeros(local.shape, np.uint8)
+        cv2.circle(disc, at, max(0, round(inner * _ONE)), 255, -1, shift=_SHIFT)
         fiber = levels[0]
         cv2.copyTo(local, disc, fiber)
         for out, inside in zip((dark, bright), residuals(fiber)):
