@@ -218,8 +218,9 @@ class RegionDetector:
         (uint8 (256,); None with no seed), from each band's noise. judged: uint8 mask of the
         pixels labelled 1 .. n_zones, the only ones a seed may lie on."""
         p = self.params
-        # no seed threshold is below the contrast floor: a residual that stays under it (on half
-        # the polarity passes of a clean frame) needs no noise estimate
+        # no seed threshold is below the contrast floor (as uint8, truncated like `hi` below): a
+        # residual that stays under it there (half the polarity passes on real frames) needs no
+        # noise estimate
         top = cv2.minMaxLoc(residual, mask=judged)[1]
         if top <= int(np.clip(p.min_contrast_grey, 0, 255)):
             return None, None
