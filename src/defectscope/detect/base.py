@@ -475,7 +475,8 @@ def _edge_levels(
         grey[:_LEVEL_BINS] = level.round().clip(0, 255)
         grey[_LEVEL_BINS] = grey[0]  # a phase of exactly 2 pi
         fill = cv2.LUT(grid_bins, grey)
-        fills.append(cv2.resize(fill, (box[1].stop - box[1].start, box[0].stop - box[0].start)))
+        box_hw = (box[0].stop - box[0].start, box[1].stop - box[1].start)
+        fills.append(fill if fill.shape == box_hw else cv2.resize(fill, box_hw[::-1]))  # step 1: as is
     return fills[0], fills[1]
 
 
