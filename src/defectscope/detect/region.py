@@ -185,9 +185,12 @@ class RegionDetector:
         p = self.params
         n_bands = len(geometry.zones) + 1  # the zones and the core's rim band each get their own noise
         sliver_px = p.min_sliver_length_px(geometry) / factor
+        judged = cv2.inRange(labels, 1, n_bands)  # the labels a seed may lie on
         for polarity, residual in zip(("dark", "bright"), residuals):
-            seeds, grow, low = self._thresholds(residual, labels, n_bands)
-            for box, mask, peak, score in _regions(residual, seeds, grow, low, min_area_px):
+            seeds, low = self._thresholds(residual, labels, n_bands, judged)
+            if seeds is None:
+                continue
+            for box, mask, peak, score in _regions(residual, seeds, labels, low, min_area_px):
                 if _sliver(mask, sliver_px) or concentric_ring(mask, (box[1].start, box[0].start), centre):
                     continue
                 if polarity == "dark" and not _enclosed(pixels[box], mask, labels[box], peak):
@@ -210,9 +213,17 @@ class RegionDetector:
                 if len(found.kinds) >= _MAX_REGIONS:
                     return
 
-    def _thresholds(self, residual: np.ndarray, labels: np.ndarray, n_zones: int):
-        """Seed and growth masks (uint8 0/255) plus the per-pixel growth threshold, from each band's noise."""
+    def _thresholds(self, residual: np.ndarray, labels: np.ndarray, n_zones: int, judged: np.ndarray):
+        """Seed mask (uint8 0/255; None when no pixel passes) and the growth threshold per label
+        (uint8 (256,); None with no seed), from each band's noise. judged: uint8 mask of the
+        pixels labelled 1 .. n_zones, the only ones a seed may lie on."""
         p = self.params
+        # no seed threshold is below the contrast floor (as uint8, truncated like `hi` below): a
+        # residual that stays under it there (half the polarity passes on real frames) needs no
+        # noise estimate
+        top = cv2.minMaxLoc(residual, mask=judged)[1]
+        if top <= int(np.clip(p.min_contrast_grey, 0, 255)):
+            return None, None
         median, spread = zone_noise(residual, labels, n_zones)
         noise = np.maximum(spread, p.noise_floor_grey)
         hi = np.full(256, 255, np.uint8)  # OUTSIDE and GUARD (and unused labels) never pass
@@ -222,19 +233,17 @@ class RegionDetector:
         # a defect straddling the core's edge grows into its (flattened) guard band, so it is
         # measured whole; nothing starts there
         lo[CORE_GUARD] = lo[1 : n_zones + 1].max()
-        low = cv2.LUT(labels, lo)
-        return (
-            cv2.compare(residual, cv2.LUT(labels, hi), cv2.CMP_GT),
-            cv2.compare(residual, low, cv2.CMP_GT),
-            low,
-        )
+        if top <= hi.min():  # no per-pixel threshold map is needed
+            return None, None
+        return cv2.compare(residual, cv2.LUT(labels, hi), cv2.CMP_GT), lo
 
 
-def _regions(residual: np.ndarray, seeds: np.ndarray, grow: np.ndarray, low: np.ndarray, min_area_px: int):
+def _regions(residual: np.ndarray, seeds: np.ndarray, labels: np.ndarray, low: np.ndarray, min_area_px: int):
     """Yield (box, mask in box, peak grey, confidence) per grown region holding a seed, cut at half its peak.
 
-    Seeds are labelled once (they are sparse); each is grown within a window around it that
-    is doubled until the grown region no longer touches the window's border.
+    Regions grow over pixels whose residual exceeds `low` (uint8 (256,) growth threshold per
+    label of `labels`). Seeds are labelled once (they are sparse); each is grown within a window
+    around it that is doubled until the grown region no longer touches the window's border.
     """
     # seeds are sparse: their outlines are far cheaper to find than a labelling of the window
     contours, _ = cv2.findContours(seeds, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -251,10 +260,13 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, grow: np.ndarray, low: np.
             x0, y0 = max(0, x - pad), max(0, y - pad)
             x1, y1 = min(w_img, x + w + pad), min(h_img, y + h + pad)
             box = (slice(y0, y1), slice(x0, x1))
-            _, comp = cv2.connectedComponents(grow[box], connectivity=8)
+            # the growth mask of this window only: a region's windows cover a small part of the frame
+            grow = cv2.compare(residual[box], cv2.LUT(labels[box], low), cv2.CMP_GT)
+            _, comp = cv2.connectedComponents(grow, connectivity=8)
             seed_box = np.zeros(comp.shape, np.uint8)
             cv2.drawContours(seed_box, [contour - [x0, y0]], -1, 1, thickness=-1)
-            ids = np.unique(comp[(seed_box > 0) & (seeds[box] > 0)])
+            # the components under this seed (its outline filled, nested seeds too), ascending
+            ids = np.flatnonzero(np.bincount(comp[cv2.bitwise_and(seed_box, seeds[box]) > 0]))
             ids = ids[ids > 0]
             if ids.size == 0:
                 break
@@ -267,13 +279,15 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, grow: np.ndarray, low: np.
             continue
         done[box] |= own
         res = residual[box]
-        peak = float(res[own].max())
-        core = own & (res >= np.maximum(low[box], 0.5 * _plateau(res[own], peak)))
+        values = res[own]
+        peak = float(values.max())
+        # `own` lies above its growth threshold already: the cut is at half the plateau only
+        core = own & (res >= 0.5 * _plateau(values, peak))
         if core.sum() < min_area_px:
             continue
         # confidence: how far the peak stands above the threshold, saturating at 2x
-        floor = float(low[box][own].min())
-        yield box, core, peak, float(np.clip(0.5 + 0.5 * (peak - floor) / max(floor, 1.0), 0.5, 1.0))
+        floor = float(low[labels[box][own]].min())
+        yield box, core, peak, min(max(0.5 + 0.5 * (peak - floor) / max(floor, 1.0), 0.5), 1.0)
 
 
 def _enclosed(pixels: np.ndarray, mask: np.ndarray, labels: np.ndarray, peak: float) -> bool:
@@ -291,12 +305,19 @@ def _enclosed(pixels: np.ndarray, mask: np.ndarray, labels: np.ndarray, peak: fl
     ring &= (labels != GUARD) & (labels != CORE_GUARD)
     if ring.sum() < 8:
         return True
-    level = float(np.median(pixels[mask]))
+    level = _median_grey(pixels[mask])
     level_with_it = pixels[ring].astype(np.float32) - level <= max(2.0, 0.1 * peak)
     return bool(level_with_it.mean() < 0.5)
 
 
 _RING_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
+
+
+def _median_grey(values: np.ndarray) -> float:
+    """np.median of 1-D uint8 `values`, without its wrapper overhead (tens of us a region)."""
+    n = values.size
+    part = np.partition(values, [(n - 1) // 2, n // 2])
+    return (float(part[(n - 1) // 2]) + float(part[n // 2])) / 2
 
 
 def _plateau(values: np.ndarray, peak: float) -> float:
