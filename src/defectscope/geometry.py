@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from .errors import FiberNotFoundError
+from .numeric import median, median_axis0
 from .profile import Profile
 from .records import Frame, Geometry, Zone
 
@@ -237,8 +238,8 @@ def _outermost_step(profile_grey: np.ndarray, min_r: float) -> tuple[int, float]
     # levels just either side of the step: wide enough to average noise, narrow enough to
     # stay off the next structure (a bright core inside a dark cladding ring, say)
     half = max(2, int(0.08 * r))
-    outside = _median(smooth[r + 2 : r + 2 + half]) if r + 2 < len(smooth) else float(smooth[-1])
-    inside = _median(smooth[max(0, r - 1 - half) : r - 1])
+    outside = float(median(smooth[r + 2 : r + 2 + half])) if r + 2 < len(smooth) else float(smooth[-1])
+    inside = float(median(smooth[max(0, r - 1 - half) : r - 1]))
     if np.sign(outside - inside) != np.sign(deriv[r]):
         return None
     return r, outside - inside
@@ -270,7 +271,7 @@ def _edge_points(
     with np.errstate(divide="ignore", invalid="ignore"):
         frac = np.where(denom < 0, 0.5 * (left - right) / denom, 0.0)
     radius = col + np.clip(frac, -0.5, 0.5)
-    strength_floor = 0.25 * _median(best[np.isfinite(best)]) if np.isfinite(best).any() else np.inf
+    strength_floor = 0.25 * median(best[np.isfinite(best)]) if np.isfinite(best).any() else np.inf
     ok = np.isfinite(best) & (best > max(strength_floor, 1.0)) & (k > 0) & (k < len(offsets) - 1)
     return np.where(ok, radius, np.nan)
 
@@ -329,7 +330,7 @@ def _median_profile(polar: np.ndarray, valid: np.ndarray) -> np.ndarray:
     the median of the valid ones unchanged while keeping np.median's fast path.
     """
     filler = np.where(np.arange(polar.shape[0])[:, None] % 2 == 0, -1e6, 1e6).astype(np.float32)
-    prof = _median_columns(np.where(valid, polar, filler))
+    prof = median_axis0(np.where(valid, polar, filler))
     usable = valid.mean(axis=0) >= 0.5
     last = int(np.flatnonzero(usable)[-1]) + 1 if usable.any() else 0
     return prof[:last]
@@ -370,9 +371,9 @@ def _edge_blur(
         if valid.sum() < 8:
             return float("inf"), 0.0
         band = cv2.remap(pixels, map_x[valid], map_y[valid], cv2.INTER_LINEAR).astype(np.float32)
-        profile = _median_columns(band)
+        profile = median_axis0(band)
         quarter = len(offsets) // 4
-        contrast = _median(profile[-quarter:]) - _median(profile[:quarter])
+        contrast = float(median(profile[-quarter:]) - median(profile[:quarter]))
         slope = float(np.max(sign * np.gradient(profile, 0.5)[quarter:-quarter]))
         sigma = abs(contrast) / (math.sqrt(2 * math.pi) * slope) if slope > 0 else float("inf")
         if not math.isfinite(sigma) or 4.0 * sigma <= half or half >= 96:
@@ -404,7 +405,7 @@ def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float
         cx, cy, rx, ry = _fit_axis_ellipse(x[kept], y[kept], centre_xy)
         resid = _radial_residual(x, y, cx, cy, rx, ry)
         resid_kept = resid[kept]
-        spread = 1.4826 * _median(np.abs(resid_kept - _median(resid_kept)))
+        spread = 1.4826 * median(np.abs(resid_kept - median(resid_kept)))
         new_kept = ok & (np.abs(resid) <= max(3.0 * spread, 0.75))
         if new_kept.sum() < 0.25 * len(points_r):
             return None
@@ -417,22 +418,6 @@ def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float
         rx = ry = r
         aspect = 1.0
     return (cx, cy), rx, aspect, kept, _radial_residual(x, y, cx, cy, rx, ry)
-
-
-def _median(values: np.ndarray) -> float:
-    """np.median of a 1-D array, without the ~10 us its general wrapper costs (it runs ~20 times
-    per image here)."""
-    n = values.size
-    middle = np.partition(values, ((n - 1) // 2, n // 2))
-    return 0.5 * (float(middle[(n - 1) // 2]) + float(middle[n // 2]))
-
-
-def _median_columns(values: np.ndarray) -> np.ndarray:
-    """np.median(values, axis=0) of a 2-D array, ~2x faster: partitioning runs along contiguous
-    rows of the transpose rather than down strided columns."""
-    n = values.shape[0]
-    middle = np.partition(values.T, ((n - 1) // 2, n // 2), axis=1)
-    return (middle[:, (n - 1) // 2] + middle[:, n // 2]) * values.dtype.type(0.5)
 
 
 def _radial_residual(x, y, cx, cy, rx, ry):
@@ -569,7 +554,7 @@ def _core_step(pixels: np.ndarray, fit: EdgeFit) -> tuple[float, float] | None:
     lo, hi = max(10, int(0.03 * fit.radius_px)), min(int(0.85 * fit.radius_px), len(prof) - 10)
     if hi - lo < 5:
         return None
-    noise = 1.4826 * _median(np.abs(np.diff(prof[lo:hi]))) + 0.5
+    noise = 1.4826 * median(np.abs(np.diff(prof[lo:hi]))) + 0.5
     mag = np.abs(deriv)
     i = np.arange(lo, hi)
     peaks = i[(mag[i] >= mag[i - 1]) & (mag[i] > mag[i + 1])]

@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 import cv2
 import numpy as np
 
+from ..numeric import median, median_rows_uint8
 from ..profile import DetectionParams
 from ..records import CandidateMap, Frame, Geometry
 
@@ -281,7 +282,7 @@ def flatten_core(
         cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    profile = _median_of_rows(rings)
+    profile = median_rows_uint8(rings)
     r_dig = min(r_in, CENTRE_DIG_UM / geometry.um_per_px)
     inner = _smooth_radial(profile, radii, r_dig, 0.8 * core_r)
     xx = (np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)).astype(np.float64)
@@ -311,13 +312,13 @@ def _smooth_radial(profile: np.ndarray, radii: np.ndarray, r_min: float, r_max: 
         use = radii < max(r_max, 1.0)
     x, v = (radii[use] ** 2).astype(np.float64), profile[use].astype(np.float64)
     keep = np.ones(v.shape, bool)
-    coeffs = np.array([0.0, 0.0, float(_median(v))])
+    coeffs = np.array([0.0, 0.0, float(median(v))])
     for _ in range(3):
         if keep.sum() < 6:
             break
         coeffs = np.polyfit(x[keep], v[keep], 2)
         resid = v - np.polyval(coeffs, x)
-        keep = np.abs(resid) < 2.5 * (1.4826 * _median(np.abs(resid[keep])) + 0.5)  # drop a dig's radii
+        keep = np.abs(resid) < 2.5 * (1.4826 * median(np.abs(resid[keep])) + 0.5)  # drop a dig's radii
     return coeffs
 
 
@@ -331,20 +332,6 @@ def _ray_offsets(n_r: int) -> tuple[np.ndarray, np.ndarray]:
     for a in offsets:
         a.flags.writeable = False
     return offsets
-
-
-def _median_of_rows(samples: np.ndarray) -> np.ndarray:
-    """np.median of each row of uint8 `samples` (float64), through OpenCV's row sort."""
-    n = samples.shape[1]
-    ordered = cv2.sort(samples, cv2.SORT_EVERY_ROW + cv2.SORT_ASCENDING)
-    return (ordered[:, (n - 1) // 2].astype(np.float64) + ordered[:, n // 2]) / 2
-
-
-def _median(values: np.ndarray) -> float:
-    """np.median of a small 1-D float array, without its wrapper overhead (tens of us)."""
-    n = values.size
-    part = np.partition(values, [(n - 1) // 2, n // 2])
-    return (part[(n - 1) // 2] + part[n // 2]) / 2
 
 
 def domain_rank_residuals(

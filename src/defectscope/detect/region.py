@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..numeric import median
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import (
@@ -305,19 +306,12 @@ def _enclosed(pixels: np.ndarray, mask: np.ndarray, labels: np.ndarray, peak: fl
     ring &= (labels != GUARD) & (labels != CORE_GUARD)
     if ring.sum() < 8:
         return True
-    level = _median_grey(pixels[mask])
+    level = median(pixels[mask])
     level_with_it = pixels[ring].astype(np.float32) - level <= max(2.0, 0.1 * peak)
     return bool(level_with_it.mean() < 0.5)
 
 
 _RING_KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
-
-
-def _median_grey(values: np.ndarray) -> float:
-    """np.median of 1-D uint8 `values`, without its wrapper overhead (tens of us a region)."""
-    n = values.size
-    part = np.partition(values, [(n - 1) // 2, n // 2])
-    return (float(part[(n - 1) // 2]) + float(part[n // 2])) / 2
 
 
 def _plateau(values: np.ndarray, peak: float) -> float:

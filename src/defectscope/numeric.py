@@ -1,0 +1,40 @@
+"""Medians as np.median computes them, without its general-purpose wrapper.
+
+np.median spends 10-40 us per call on argument handling before it partitions, and an inspection
+takes a few hundred medians of small arrays (edge fits, per-direction levels, region levels).
+These functions give the same numbers -- the middle element, or the middle pair averaged in
+the array's own float dtype (float64 for integers), as np.median does -- in a fraction of
+the time. Inputs must be non-empty and free of NaN.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["median", "median_axis0", "median_rows_uint8"]
+
+
+def median(values: np.ndarray) -> np.floating:
+    """np.median of a 1-D array."""
+    n = values.size
+    middle = np.partition(values, ((n - 1) // 2, n // 2))
+    low, high = middle[(n - 1) // 2], middle[n // 2]
+    if np.issubdtype(values.dtype, np.integer):
+        return (np.float64(low) + np.float64(high)) / 2
+    return (low + high) / 2
+
+
+def median_axis0(values: np.ndarray) -> np.ndarray:
+    """np.median(values, axis=0) of a 2-D float array, ~2x faster: the partition runs along the
+    contiguous rows of the transpose instead of down strided columns."""
+    n = values.shape[0]
+    middle = np.partition(values.T, ((n - 1) // 2, n // 2), axis=1)
+    return (middle[:, (n - 1) // 2] + middle[:, n // 2]) / values.dtype.type(2)
+
+
+def median_rows_uint8(samples: np.ndarray) -> np.ndarray:
+    """np.median(samples, axis=1) of a 2-D uint8 array (float64), through OpenCV's row sort."""
+    n = samples.shape[1]
+    ordered = cv2.sort(samples, cv2.SORT_EVERY_ROW + cv2.SORT_ASCENDING)
+    return (ordered[:, (n - 1) // 2].astype(np.float64) + ordered[:, n // 2]) / 2
