@@ -111,7 +111,7 @@ class ChipDetector:
         polar, valid = polar_unwrap(pixels, centre_xy, outer, min_radius_px=inner, n_angles=n_angles)
         polar = cv2.GaussianBlur(polar, (0, 0), sigmaX=0.5, sigmaY=1.5)  # along the arc more than across
         deviation = polar - _harmonic_background(polar, valid)
-        noise = np.maximum(1.4826 * np.median(np.abs(deviation[::4]), axis=0), 1.0)
+        noise = np.maximum(1.4826 * _median_axis0(np.abs(deviation[::4])), 1.0)
         off = (np.abs(deviation) > np.maximum(p.k_sigma * noise, p.min_contrast_grey)) & valid
         if not off.any():
             return []
@@ -131,7 +131,7 @@ class ChipDetector:
                 continue  # outside the guard band: the region detector's
             own = comp[y : y + h, x : x + w] == i
             dev = deviation[y : y + h, x : x + w]
-            contrast = float(np.median(dev[own]))
+            contrast = float(_median_axis0(dev[own]))
             half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())  # cut at half its peak
             if is_chip:
                 kind = DefectKind.CHIP
@@ -179,16 +179,37 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
     )
     outer = (basis[:, :, None] * basis[:, None, :]).reshape(n_angles, -1)  # (n_angles, 25)
     weights = valid.astype(np.float64)
-    for _ in range(n_iter):
+    for i in range(n_iter):
         # weighted normal equations for every radius at once, as two matrix products
         normal = (weights.T @ outer).reshape(-1, 5, 5) + 1e-6 * np.eye(5)  # (n_radii, 5, 5)
         rhs = (weights * polar).T @ basis  # (n_radii, 5)
         coeffs = np.linalg.solve(normal, rhs[..., None])[..., 0]
         background = basis @ coeffs.T
+        if i == n_iter - 1:
+            break  # no further fit to weight
         residual = np.abs(polar - background)
-        scale = 1.4826 * np.median(residual[::4], axis=0) + 0.5  # every 4th direction is plenty for a spread
-        weights = valid * (residual < 3.0 * scale)  # drop outliers (chips, dirt) from the next fit
+        scale = 1.4826 * _median_axis0(residual[::4]) + 0.5  # every 4th direction is plenty for a spread
+        kept = valid * (residual < 3.0 * scale)  # drop outliers (chips, dirt) from the next fit
+        if np.array_equal(kept, weights):
+            break  # converged: the next fit would repeat this one exactly
+        weights = kept
     return background
+
+
+def _median_axis0(values: np.ndarray) -> np.ndarray:
+    """np.median(values, axis=0) of a 1-D or 2-D float array, bit for bit, at half its cost or less.
+
+    np.median partitions along the (strided) axis 0 and averages the middle pair through
+    np.mean; partitioning the contiguous transpose and halving the pair's sum gives the same
+    numbers with less overhead.
+    """
+    rows = np.ascontiguousarray(values.T)
+    n = rows.shape[-1]
+    mid = n // 2
+    if n % 2:
+        return np.partition(rows, mid, axis=-1)[..., mid]
+    pair = np.partition(rows, (mid - 1, mid), axis=-1)
+    return (pair[..., mid - 1] + pair[..., mid]) / 2
 
 
 def _outline_xy(
