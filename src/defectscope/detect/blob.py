@@ -164,17 +164,23 @@ def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.nd
     xx = (np.arange(w, dtype=np.float32) / max(w, 1) - 0.5)[None, :]
     yy = (np.arange(h, dtype=np.float32) / max(h, 1) - 0.5)[:, None]
     values = small.astype(np.float32)
+    flat_values, flat_background = values.reshape(-1), background.reshape(-1)  # views
     for d in (1, 2, 3):
         inside = domains == d
-        ys, xs = np.nonzero(inside)
-        if ys.size < 12:
+        at = np.flatnonzero(inside)  # row-major, as np.nonzero; flat indices cost half as much
+        if at.size < 12:
             continue
         # the core disk is small: a quadratic there is flexible enough to fit a film as a dome
-        surface = _robust_surface(values, xx, yy, ys, xs, n_terms=3 if d == 1 else 6)
-        if window >= max(np.ptp(ys), np.ptp(xs)) + 1:
-            level = float(np.median(values[ys[::2], xs[::2]] - surface[ys[::2], xs[::2]]))
-            background[inside] = surface[inside] + level
+        coeffs = _robust_surface(values, xx, yy, at, n_terms=3 if d == 1 else 6)
+        _, _, width_px, height_px = cv2.boundingRect(inside.view(np.uint8))
+        if window >= max(width_px, height_px):
+            # the surface only where it is used: a domain is a fraction of the image
+            ys, xs = np.divmod(at, w)
+            surface = _surface(coeffs, xx[0, xs], yy[ys, 0])
+            level = float(_median(flat_values[at[::2]] - surface[::2]))
+            flat_background[at] = surface + level
             continue
+        surface = _surface(coeffs, xx, yy)
         residual = np.where(inside, values - surface, 0.0)
         shifted = np.clip(residual + 128.0, 0, 255).astype(np.uint8)
         # the local correction is smooth on the window's scale: its median is taken on every
@@ -189,33 +195,54 @@ def _robust_surface(
     values: np.ndarray,
     xx: np.ndarray,
     yy: np.ndarray,
-    ys: np.ndarray,
-    xs: np.ndarray,
+    at: np.ndarray,
     *,
     n_terms: int,
     n_iter: int = 3,
 ) -> np.ndarray:
-    """Surface 1, x, y[, x^2, xy, y^2] (the first `n_terms`) fitted to `values` (float32) at the
-    pixels (ys, xs), reweighting away outliers (blobs, films). xx: (1, w), yy: (h, 1) normalised
-    coordinates. Returns the surface over the whole image, float32."""
-    step = max(1, ys.size // 2000)  # ~2000 points are plenty for six coefficients
-    ys, xs = ys[::step], xs[::step]
+    """Coefficients (6,) float32 of the surface 1, x, y[, x^2, xy, y^2] (the first `n_terms`;
+    the rest 0) fitted to `values` ((h, w) float32) at the flat indices `at`, reweighting away
+    outliers (blobs, films). xx: (1, w), yy: (h, 1) normalised coordinates; see `_surface`."""
+    step = max(1, at.size // 2000)  # ~2000 points are plenty for six coefficients
+    ys, xs = np.divmod(at[::step], values.shape[1])
     x, y = xx[0, xs].astype(np.float64), yy[ys, 0].astype(np.float64)
     basis = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y])[:, :n_terms]
     v = values[ys, xs].astype(np.float64)
     weights = np.ones(v.shape)
-    coeffs = np.zeros(n_terms)
-    for _ in range(n_iter):
+    ridge = 1e-6 * np.eye(n_terms)
+    for i in range(n_iter):
         weighted = basis * weights[:, None]
-        coeffs = np.linalg.solve(weighted.T @ basis + 1e-6 * np.eye(n_terms), weighted.T @ v)
+        coeffs = np.linalg.solve(weighted.T @ basis + ridge, weighted.T @ v)
+        if i == n_iter - 1:
+            break  # no further fit to weight
         resid = np.abs(v - basis @ coeffs)
-        scale = 1.4826 * np.median(resid[weights > 0]) + 0.5
-        weights = (resid < 2.5 * scale).astype(np.float64)
-        if weights.sum() < 12:
-            break
+        scale = 1.4826 * _median(resid[weights > 0]) + 0.5
+        kept = (resid < 2.5 * scale).astype(np.float64)
+        if kept.sum() < 12 or np.array_equal(kept, weights):
+            break  # too few inliers to refit, or converged: the next fit would repeat this one
+        weights = kept
     c = np.zeros(6, np.float32)
     c[:n_terms] = coeffs
-    return c[0] + xx * (c[1] + c[3] * xx + c[4] * yy) + yy * (c[2] + c[5] * yy)
+    return c
+
+
+def _surface(c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The surface with coefficients `c` (from `_robust_surface`) at normalised coordinates x, y
+    (float32, broadcast together: (1, w) and (h, 1) for the whole image, or (n,) and (n,) at points)."""
+    return c[0] + x * (c[1] + c[3] * x + c[4] * y) + y * (c[2] + c[5] * y)
+
+
+def _median(values: np.ndarray) -> np.floating:
+    """np.median of a 1-D float array, bit for bit, without its wrapper (~4x faster on thousands).
+
+    np.median partitions around the middle and averages the middle pair through np.mean;
+    the pair's sum halved is the same number.
+    """
+    mid = values.size // 2
+    if values.size % 2:
+        return np.partition(values, mid)[mid]
+    pair = np.partition(values, (mid - 1, mid))
+    return (pair[mid - 1] + pair[mid]) / 2
 
 
 def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
@@ -226,7 +253,7 @@ def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
     """
 
     def mad(values: np.ndarray) -> float:
-        return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+        return 1.4826 * float(_median(np.abs(values - _median(values))))
 
     per_domain = np.ones(4, np.float32)  # index: domain (0 outside)
     sampled_domains, sampled = domains[::3, ::3], residual[::3, ::3]  # thousands of samples: plenty
