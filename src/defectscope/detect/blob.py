@@ -17,7 +17,7 @@ import math
 import cv2
 import numpy as np
 
-from ..profile import DetectionParams
+from ..profile import DetectionParams, OilParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import components, concentric_ring, detection_radius_px, fiber_guards, inspection_window
 
@@ -64,21 +64,19 @@ class BlobDetector:
         min_area_small = math.pi * (0.5 * p.min_size_um / (step * geometry.um_per_px)) ** 2
         out = np.zeros(roi.shape, np.int32)
         kinds, scores, contrasts = [], [], []
+        high = np.maximum(p.k_sigma * noise, p.min_contrast_grey)
+        in_domain = domains > 0
         for sign in (-1.0, 1.0):
             signed = sign * residual
-            high = np.maximum(p.k_sigma * noise, p.min_contrast_grey)
-            seeds = ((signed > high) & (domains > 0)).astype(np.uint8)
-            grow = ((signed > 2.5 * noise) & (domains > 0)).astype(np.uint8)
+            seeds = (signed > high) & in_domain
+            grow = ((signed > 2.5 * noise) & in_domain).astype(np.uint8)
             n, comp, stats = components(grow)
             for i in range(1, n):
                 if stats[i, 4] < min_area_small:
                     continue
                 own = comp == i
                 # a seed stands out on its own; a large faint film stands out by its mean over its extent
-                coherent = stats[i, 4] >= 4 * min_area_small and np.percentile(signed[own], 75) >= max(
-                    p.min_contrast_grey, 3.0 * float(noise[own].mean())
-                )
-                if not (seeds[own].any() or coherent):
+                if not seeds[own].any() and not _coherent(own, signed, noise, stats[i, 4], min_area_small, p):
                     continue
                 peak_small = float(
                     np.percentile(signed[own], 90)
@@ -90,7 +88,7 @@ class BlobDetector:
                 else:
                     if res_full is None:
                         res_full = _full_residual(roi, background, domains)
-                    found = _cut_at_half_peak(own, sign * res_full, step, noise[own].mean())
+                    found = _cut_at_half_peak(own, res_full, sign, step, noise[own].mean())
                 if found is None:
                     continue
                 box, mask, peak, soft = found
@@ -117,6 +115,17 @@ class BlobDetector:
             np.array(scores, np.float32),
             np.array(contrasts, np.float32),
         )
+
+
+def _coherent(
+    own: np.ndarray, signed: np.ndarray, noise: np.ndarray, area_px: int, min_area_px: float, p: OilParams
+) -> bool:
+    """Whether a component without a seed is a large faint film: at least four times the
+    smallest blob (areas at reduced resolution), its upper quartile above the contrast floor
+    and three times its noise. Only asked when there is no seed: a percentile costs ~0.1 ms."""
+    return area_px >= 4 * min_area_px and np.percentile(signed[own], 75) >= max(
+        p.min_contrast_grey, 3.0 * float(noise[own].mean())
+    )
 
 
 def _full_residual(roi: np.ndarray, background: np.ndarray, domains: np.ndarray) -> np.ndarray:
@@ -181,13 +190,15 @@ def _domain_median(small: np.ndarray, domains: np.ndarray, window: int) -> np.nd
             flat_background[at] = surface + level
             continue
         surface = _surface(coeffs, xx, yy)
-        residual = np.where(inside, values - surface, 0.0)
-        shifted = np.clip(residual + 128.0, 0, 255).astype(np.uint8)
         # the local correction is smooth on the window's scale: its median is taken on every
-        # other pixel (a window of ~250 um on a ~3.6 um grid) and interpolated back
-        coarse = cv2.medianBlur(np.ascontiguousarray(shifted[::2, ::2]), max(3, (window // 2) | 1))
+        # other pixel (a window of ~250 um on a ~3.6 um grid) and interpolated back, so the
+        # residual is only formed there
+        half_grid = (slice(None, None, 2), slice(None, None, 2))
+        residual = np.where(inside[half_grid], values[half_grid] - surface[half_grid], 0.0)
+        shifted = np.clip(residual + 128.0, 0, 255).astype(np.uint8)
+        coarse = cv2.medianBlur(shifted, max(3, (window // 2) | 1))
         local = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128.0
-        background[inside] = (surface + local)[inside]
+        np.add(surface, local, out=background, where=inside)
     return background
 
 
@@ -255,7 +266,7 @@ def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
     def mad(values: np.ndarray) -> float:
         return 1.4826 * float(_median(np.abs(values - _median(values))))
 
-    per_domain = np.ones(4, np.float32)  # index: domain (0 outside)
+    per_domain = np.ones(256, np.float32)  # index: domain (0 outside; 4.. unused): a cv2.LUT table
     sampled_domains, sampled = domains[::3, ::3], residual[::3, ::3]  # thousands of samples: plenty
     everywhere = sampled_domains > 0
     if everywhere.sum() >= 4:
@@ -264,7 +275,7 @@ def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
             inside = sampled_domains == d
             if inside.sum() >= 4:
                 per_domain[d] = max(1.0, min(mad(sampled[inside]), overall))
-    return per_domain[domains]
+    return cv2.LUT(domains, per_domain)  # per_domain[domains], 4x faster
 
 
 def _length_px(mask: np.ndarray) -> float:
@@ -295,12 +306,13 @@ def _elongated(mask: np.ndarray, max_ratio: float = 3.0) -> bool:
     return length / max(xs.size / length, 1.0) > max_ratio
 
 
-def _cut_at_half_peak(own_small: np.ndarray, signed_full: np.ndarray, step: int, noise: float):
-    """The blob at full resolution: (box, mask, peak grey, soft-edged?) or None."""
+def _cut_at_half_peak(own_small: np.ndarray, res_full: np.ndarray, sign: float, step: int, noise: float):
+    """The blob at full resolution, in `sign` * `res_full` (the sign applied to its box only):
+    (box, mask, peak grey, soft-edged?) or None."""
     ys, xs = np.nonzero(own_small)
     pad = 2
-    y0, y1 = max(0, (ys.min() - pad) * step), min(signed_full.shape[0], (ys.max() + pad + 1) * step)
-    x0, x1 = max(0, (xs.min() - pad) * step), min(signed_full.shape[1], (xs.max() + pad + 1) * step)
+    y0, y1 = max(0, (ys.min() - pad) * step), min(res_full.shape[0], (ys.max() + pad + 1) * step)
+    x0, x1 = max(0, (xs.min() - pad) * step), min(res_full.shape[1], (xs.max() + pad + 1) * step)
     box = (slice(y0, y1), slice(x0, x1))
     near = cv2.resize(
         own_small[
@@ -310,7 +322,7 @@ def _cut_at_half_peak(own_small: np.ndarray, signed_full: np.ndarray, step: int,
         interpolation=cv2.INTER_NEAREST,
     )
     near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * step + 1, 2 * step + 1))) > 0
-    res = cv2.GaussianBlur(signed_full[box], (0, 0), 1.0)
+    res = cv2.GaussianBlur(sign * res_full[box], (0, 0), 1.0)
     if not near.any():
         return None
     peak = float(np.percentile(res[near], 99))
