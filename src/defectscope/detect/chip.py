@@ -179,21 +179,26 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
     # all products of two basis functions, (n_angles, 25); formed along the long axis (5x faster
     # than broadcasting over the short one) and laid out as the matrix products expect
     outer = np.ascontiguousarray((rows[:, None, :] * rows[None, :, :]).reshape(25, n_angles).T)
-    weights = valid.astype(np.float64)
+    weights = valid.astype(np.float64)  # 0/1, float64: the matrix products then run in BLAS
+    ridge = 1e-6 * np.eye(5)
     for i in range(n_iter):
-        # weighted normal equations for every radius at once, as two matrix products
-        normal = (weights.T @ outer).reshape(-1, 5, 5) + 1e-6 * np.eye(5)  # (n_radii, 5, 5)
-        rhs = (weights * polar).T @ basis  # (n_radii, 5)
-        coeffs = np.linalg.solve(normal, rhs[..., None])[..., 0]
+        if i == 0 and valid.all():
+            # every radius has the same weights, hence the same normal matrix: one solve for all
+            coeffs = np.linalg.solve(basis.T @ basis + ridge, basis.T @ polar).T
+        else:
+            # weighted normal equations for every radius at once, as two matrix products
+            normal = (weights.T @ outer).reshape(-1, 5, 5) + ridge  # (n_radii, 5, 5)
+            rhs = (weights * polar).T @ basis  # (n_radii, 5)
+            coeffs = np.linalg.solve(normal, rhs[..., None])[..., 0]
         background = basis @ coeffs.T
         if i == n_iter - 1:
             break  # no further fit to weight
         residual = np.abs(polar - background)
         scale = 1.4826 * _median_axis0(residual[::4]) + 0.5  # every 4th direction is plenty for a spread
-        kept = valid * (residual < 3.0 * scale)  # drop outliers (chips, dirt) from the next fit
+        kept = valid & (residual < 3.0 * scale)  # drop outliers (chips, dirt) from the next fit
         if np.array_equal(kept, weights):
             break  # converged: the next fit would repeat this one exactly
-        weights = kept
+        weights = kept.astype(np.float64)
     return background
 
 
