@@ -78,9 +78,7 @@ class BlobDetector:
                 # a seed stands out on its own; a large faint film stands out by its mean over its extent
                 if not seeds[own].any() and not _coherent(own, signed, noise, stats[i, 4], min_area_small, p):
                     continue
-                peak_small = float(
-                    np.percentile(signed[own], 90)
-                )  # robust: a film may touch a brighter speck
+                peak_small = float(_percentile(signed[own], 90))  # robust: a film may touch a brighter speck
                 if peak_small < p.max_oil_contrast_grey:
                     # faint: cut on the smoothed low-resolution residual (a film's size is tens of
                     # um; full resolution only adds noise to its soft edge)
@@ -122,8 +120,8 @@ def _coherent(
 ) -> bool:
     """Whether a component without a seed is a large faint film: at least four times the
     smallest blob (areas at reduced resolution), its upper quartile above the contrast floor
-    and three times its noise. Only asked when there is no seed: a percentile costs ~0.1 ms."""
-    return area_px >= 4 * min_area_px and np.percentile(signed[own], 75) >= max(
+    and three times its noise."""
+    return area_px >= 4 * min_area_px and _percentile(signed[own], 75) >= max(
         p.min_contrast_grey, 3.0 * float(noise[own].mean())
     )
 
@@ -244,7 +242,7 @@ def _surface(c: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _median(values: np.ndarray) -> np.floating:
-    """np.median of a 1-D float array, bit for bit, without its wrapper (~4x faster on thousands).
+    """np.median of a 1-D float array: the same value, without its wrapper (~4x faster on thousands).
 
     np.median partitions around the middle and averages the middle pair through np.mean;
     the pair's sum halved is the same number.
@@ -254,6 +252,25 @@ def _median(values: np.ndarray) -> np.floating:
         return np.partition(values, mid)[mid]
     pair = np.partition(values, (mid - 1, mid))
     return (pair[mid - 1] + pair[mid]) / 2
+
+
+def _percentile(values: np.ndarray, q: float) -> np.float32:
+    """np.percentile(values, q) of a 1-D finite float32 array, q a Python number: the same
+    number, without the ~50 us its wrapper costs per call.
+
+    NumPy's default ("linear") rule: the virtual index n*q + (1 - q) - 1 (q as a fraction), its
+    two neighbouring order statistics, interpolated in float32 from the nearer one.
+    """
+    n = values.size
+    fraction = q / 100
+    virtual = n * fraction + (1 + fraction * -1) - 1  # written as NumPy does, for the same rounding
+    if n == 1 or virtual >= n - 1:
+        return values.max()
+    below = math.floor(virtual)
+    gamma = virtual - below
+    low, high = np.partition(values, (below, below + 1))[below : below + 2]
+    step = high - low
+    return high - step * (1 - gamma) if gamma >= 0.5 else low + step * gamma
 
 
 def _domain_noise(residual: np.ndarray, domains: np.ndarray) -> np.ndarray:
@@ -325,7 +342,7 @@ def _cut_at_half_peak(own_small: np.ndarray, res_full: np.ndarray, sign: float, 
     res = cv2.GaussianBlur(sign * res_full[box], (0, 0), 1.0)
     if not near.any():
         return None
-    peak = float(np.percentile(res[near], 99))
+    peak = float(_percentile(res[near], 99))
     if peak <= 0:
         return None
     half = near & (res >= 0.5 * peak)

@@ -203,7 +203,7 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
 
 
 def _median_axis0(values: np.ndarray) -> np.ndarray:
-    """np.median(values, axis=0) of a 1-D or 2-D float array, bit for bit, at half its cost or less.
+    """np.median(values, axis=0) of a 1-D or 2-D float array: the same values, at half the cost or less.
 
     np.median partitions along the (strided) axis 0 and averages the middle pair through
     np.mean; partitioning the contiguous transpose and halving the pair's sum gives the same
