@@ -48,9 +48,8 @@ class ChipDetector:
     def __call__(self, frame: Frame, geometry: Geometry) -> CandidateMap:
         p = self.params
         win = inspection_window(geometry, frame.pixels.shape, self.detection, margin_px=2)
-        labels = np.zeros((win.h, win.w), np.int32)
         if not p.enabled:
-            return CandidateMap(self.name, (win.x0, win.y0), labels)
+            return CandidateMap.empty(self.name, (win.h, win.w), (win.x0, win.y0))
         um = geometry.um_per_px
         radius = geometry.cladding_radius_px
         # the cladding edge: chips, and whatever lies in the guard band inside it
@@ -79,13 +78,17 @@ class ChipDetector:
                 um_per_px=um,
                 chips=False,
             )
-        for i, f in enumerate(found, start=1):
-            poly = np.round((f.outline_xy - [win.x0, win.y0]) * 16).astype(np.int32)
-            cv2.fillPoly(labels, [poly], i, lineType=cv2.LINE_8, shift=4)
+        polys = [np.round((f.outline_xy - [win.x0, win.y0]) * 16).astype(np.int32) for f in found]
+        # the map covers the outlines only (within the window): a few thin arcs do not need a
+        # window-sized map, which costs ~0.1 ms to allocate here and as much to scan in fuse
+        x0, y0, x1, y1 = _extent_px(polys, win)
+        labels = np.zeros((y1 - y0, x1 - x0), np.int32)
+        for i, poly in enumerate(polys, start=1):
+            cv2.fillPoly(labels, [poly - [x0 * 16, y0 * 16]], i, lineType=cv2.LINE_8, shift=4)
         contrasts = np.array([f.contrast_grey for f in found], np.float32)
         return CandidateMap(
             self.name,
-            (win.x0, win.y0),
+            (win.x0 + x0, win.y0 + y0),
             labels,
             tuple(f.kind for f in found),
             np.clip(np.abs(contrasts) / (2 * p.min_contrast_grey), 0.5, 1.0).astype(np.float32),
@@ -143,6 +146,16 @@ class ChipDetector:
             outline = _outline_xy(centre_xy, y + seam, inner + x + col_in, inner + x + col_out, n_angles)
             found.append(_Found(outline, kind, contrast))
         return found
+
+
+def _extent_px(polys: list[np.ndarray], win) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), window px: a box holding every pixel the polygons (fixed point, shift=4,
+    window px) can fill, clipped to the window; (0, 0, 1, 1) when there are none."""
+    if not polys:
+        return 0, 0, 1, 1
+    points = np.vstack(polys)
+    (x0, y0), (x1, y1) = points.min(axis=0) // 16 - 1, points.max(axis=0) // 16 + 2
+    return max(0, int(x0)), max(0, int(y0)), min(win.w, int(x1)), min(win.h, int(y1))
 
 
 def _chip_columns(own: np.ndarray, half: np.ndarray) -> np.ndarray:
