@@ -192,7 +192,8 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
     # all products of two basis functions, (n_angles, 25); formed along the long axis (5x faster
     # than broadcasting over the short one) and laid out as the matrix products expect
     outer = np.ascontiguousarray((rows[:, None, :] * rows[None, :, :]).reshape(25, n_angles).T)
-    weights = valid.astype(np.float64)  # 0/1, float64: the matrix products then run in BLAS
+    inliers = valid
+    weights = valid.astype(np.float64)  # inliers as 0/1, float64: the matrix products then run in BLAS
     ridge = 1e-6 * np.eye(5)
     for i in range(n_iter):
         if i == 0 and valid.all():
@@ -209,9 +210,9 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
         residual = np.abs(polar - background)
         scale = 1.4826 * _median_axis0(residual[::4]) + 0.5  # every 4th direction is plenty for a spread
         kept = valid & (residual < 3.0 * scale)  # drop outliers (chips, dirt) from the next fit
-        if np.array_equal(kept, weights):
+        if np.array_equal(kept, inliers):
             break  # converged: the next fit would repeat this one exactly
-        weights = kept.astype(np.float64)
+        inliers, weights = kept, kept.astype(np.float64)
     return background
 
 
