@@ -23,7 +23,7 @@ import numpy as np
 from ..geometry import polar_unwrap
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
-from .base import components, inspection_window
+from .base import Window, components, inspection_window
 
 __all__ = ["ChipDetector"]
 
@@ -148,9 +148,10 @@ class ChipDetector:
         return found
 
 
-def _extent_px(polys: list[np.ndarray], win) -> tuple[int, int, int, int]:
+def _extent_px(polys: list[np.ndarray], win: Window) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1), window px: a box holding every pixel the polygons (fixed point, shift=4,
-    window px) can fill, clipped to the window; (0, 0, 1, 1) when there are none."""
+    window px) can fill -- their vertices' pixels and one more on each side -- clipped to the
+    window; (0, 0, 1, 1) when there are none."""
     if not polys:
         return 0, 0, 1, 1
     points = np.vstack(polys)
