@@ -114,14 +114,15 @@ class ChipDetector:
         polar, valid = polar_unwrap(pixels, centre_xy, outer, min_radius_px=inner, n_angles=n_angles)
         polar = cv2.GaussianBlur(polar, (0, 0), sigmaX=0.5, sigmaY=1.5)  # along the arc more than across
         deviation = polar - _harmonic_background(polar, valid)
-        noise = np.maximum(1.4826 * _median_axis0(np.abs(deviation[::4])), 1.0)
-        off = (np.abs(deviation) > np.maximum(p.k_sigma * noise, p.min_contrast_grey)) & valid
+        magnitude = np.abs(deviation)
+        noise = np.maximum(1.4826 * _median_axis0(magnitude[::4]), 1.0)
+        off = (magnitude > np.maximum(p.k_sigma * noise, p.min_contrast_grey)) & valid
         if not off.any():
             return []
         # start the unwrapped band where it is quietest, so no defect is cut in two by the seam
         seam = int(np.argmin(off.sum(axis=1)))
-        off, deviation = np.roll(off, -seam, axis=0), np.roll(deviation, -seam, axis=0)
-        n, comp, stats = components(off.astype(np.uint8))
+        off = np.roll(off, -seam, axis=0)  # row j is direction j + seam
+        n, comp, stats = components(off.view(np.uint8))
         last_col = off.shape[1] - 1
         found = []
         for i in range(1, n):
@@ -133,7 +134,7 @@ class ChipDetector:
             if not is_chip and (r_hi < guard_px[0] or r_lo > guard_px[1] or area < _MIN_INSIDE_AREA_PX):
                 continue  # outside the guard band: the region detector's
             own = comp[y : y + h, x : x + w] == i
-            dev = deviation[y : y + h, x : x + w]
+            dev = deviation[np.arange(y + seam, y + seam + h) % n_angles, x : x + w]  # as `off` is rolled
             contrast = float(_median_axis0(dev[own]))
             half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())  # cut at half its peak
             if is_chip:
