@@ -11,7 +11,6 @@ from defectscope.detect.base import (
     _median_by_bin,
     within_radii,
 )
-from defectscope.numeric import median, median_axis0, median_rows_uint8
 
 
 def _median_by_bin_reference(samples: np.ndarray) -> np.ndarray:
@@ -35,24 +34,6 @@ def test_band_radii_are_linspace():
     rng = np.random.default_rng(1)
     for lo, hi in rng.uniform(0, 400, (1000, 2)):
         assert np.array_equal(_band_radii(lo, hi), np.linspace(lo, hi, 8))
-
-
-def test_medians_match_numpy():
-    rng = np.random.default_rng(2)
-    rows = rng.integers(0, 255, (40, 360), dtype=np.uint8)
-    assert np.array_equal(median_rows_uint8(rows), np.median(rows, axis=1))
-    for n in range(1, 40):
-        for values in (
-            rng.uniform(0, 10, n),
-            rng.uniform(0, 10, n).astype(np.float32),
-            rng.integers(0, 4, n, dtype=np.uint8),  # few levels: ties, and pairs that overflow uint8
-            rng.integers(250, 256, n, dtype=np.uint8),
-        ):
-            got, expected = median(values), np.median(values)
-            assert got == expected and got.dtype == expected.dtype
-        columns = rng.uniform(0, 10, (n, 7)).astype(np.float32)
-        assert np.array_equal(median_axis0(columns), np.median(columns, axis=0))
-        assert median_axis0(columns).dtype == np.float32
 
 
 def test_within_radii_clears_the_same_pixels_as_a_ring_mask():

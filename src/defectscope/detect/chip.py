@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..geometry import polar_unwrap
+from ..numeric import median_axis0
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import Window, components, inspection_window
@@ -115,7 +116,7 @@ class ChipDetector:
         polar = cv2.GaussianBlur(polar, (0, 0), sigmaX=0.5, sigmaY=1.5)  # along the arc more than across
         deviation = polar - _harmonic_background(polar, valid)
         magnitude = np.abs(deviation)
-        noise = np.maximum(1.4826 * _median_axis0(magnitude[::4]), 1.0)
+        noise = np.maximum(1.4826 * median_axis0(magnitude[::4]), 1.0)
         off = (magnitude > np.maximum(p.k_sigma * noise, p.min_contrast_grey)) & valid
         if not off.any():
             return []
@@ -135,7 +136,7 @@ class ChipDetector:
                 continue  # outside the guard band: the region detector's
             own = comp[y : y + h, x : x + w] == i
             dev = deviation[np.arange(y + seam, y + seam + h) % n_angles, x : x + w]  # as `off` is rolled
-            contrast = float(_median_axis0(dev[own]))
+            contrast = float(median_axis0(dev[own]))
             half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())  # cut at half its peak
             if is_chip:
                 kind = DefectKind.CHIP
@@ -210,28 +211,12 @@ def _harmonic_background(polar: np.ndarray, valid: np.ndarray, n_iter: int = 3) 
         if i == n_iter - 1:
             break  # no further fit to weight
         residual = np.abs(polar - background)
-        scale = 1.4826 * _median_axis0(residual[::4]) + 0.5  # every 4th direction is plenty for a spread
+        scale = 1.4826 * median_axis0(residual[::4]) + 0.5  # every 4th direction is plenty for a spread
         kept = valid & (residual < 3.0 * scale)  # drop outliers (chips, dirt) from the next fit
         if np.array_equal(kept, inliers):
             break  # converged: the next fit would repeat this one exactly
         inliers, weights = kept, kept.astype(np.float64)
     return background
-
-
-def _median_axis0(values: np.ndarray) -> np.ndarray:
-    """np.median(values, axis=0) of a 1-D or 2-D float array: the same values, at half the cost or less.
-
-    np.median partitions along the (strided) axis 0 and averages the middle pair through
-    np.mean; partitioning the contiguous transpose and halving the pair's sum gives the same
-    numbers with less overhead.
-    """
-    rows = np.ascontiguousarray(values.T)
-    n = rows.shape[-1]
-    mid = n // 2
-    if n % 2:
-        return np.partition(rows, mid, axis=-1)[..., mid]
-    pair = np.partition(rows, (mid - 1, mid), axis=-1)
-    return (pair[..., mid - 1] + pair[..., mid]) / 2
 
 
 def _outline_xy(
