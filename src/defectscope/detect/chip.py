@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..geometry import polar_unwrap
-from ..numeric import median_axis0
+from ..numeric import median, median_axis0
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import Window, components, inspection_window
@@ -136,7 +136,7 @@ class ChipDetector:
                 continue  # outside the guard band: the region detector's
             own = comp[y : y + h, x : x + w] == i
             dev = deviation[np.arange(y + seam, y + seam + h) % n_angles, x : x + w]  # as `off` is rolled
-            contrast = float(median_axis0(dev[own]))
+            contrast = float(median(dev[own]))
             half = own & (np.abs(dev) >= 0.5 * np.abs(dev[own]).max())  # cut at half its peak
             if is_chip:
                 kind = DefectKind.CHIP
