@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -29,11 +29,14 @@ from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import (
     GUARD,
     OUTSIDE,
+    DomainImages,
     Window,
     detection_radius_px,
+    domain_images,
     domain_rank_residuals,
     fiber_guards,
     inspection_window,
+    top_hats,
     window_about,
     within_radii,
     zone_label_map,
@@ -88,23 +91,23 @@ class ScratchDetector:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         # lines are followed on plain top-hats of the polarities found (a closing first shaves the
         # inner side of a curved bright line), per domain so nothing reaches across the cladding
-        # edge; the ferrule's only once a line reaches towards it (most candidates lie inside)
+        # edge; the ferrule's only once a line reaches towards it (most candidates lie inside);
+        # each only where a line is followed
         blurred = cv2.GaussianBlur(roi, (3, 3), 0)
         signs = {line.sign for line in lines}
-        top_hats = partial(
-            domain_rank_residuals,
+        explained = np.zeros(roi.shape, np.uint8)
+        residuals = _TopHats(
             blurred,
             window_px=int(p.window_um / um),
             geometry=geometry,
             window=win,
             params=self.detection,
-            top_hat=int(signs.pop()) if len(signs) == 1 else 0,
+            polarity=int(signs.pop()) if len(signs) == 1 else 0,
+            explained=explained,
         )
-        dark, bright = top_hats(domain="fiber")
         centre = np.array(win.local_xy(geometry.center_xy))
         fiber_px = geometry.cladding_radius_px - self.detection.edge_guard_inner_um / um
         pad_px = p.line_length_um / um  # how far `_refine` looks beyond a candidate's ends at first
-        ferrule_pending = True
         labels_full = zone_label_map(
             geometry,
             win,
@@ -119,17 +122,13 @@ class ScratchDetector:
         scores, contrasts, widths, polylines = [], [], [], []
         # strongest first, each followed on what stronger scratches left: weaker candidates along
         # a strong scratch's sides or through its crossings are its echoes, not scratches
-        explained = np.zeros(roi.shape, np.uint8)
         for line in lines:
             mid = np.rint((line.p0 + line.p1) / 2).astype(int)
             if explained[np.clip(mid[1], 0, roi.shape[0] - 1), np.clip(mid[0], 0, roi.shape[1] - 1)]:
                 continue
-            if ferrule_pending and _reach_px(line, centre, pad_px) > fiber_px:
-                for have, more in zip((dark, bright), top_hats(domain="ferrule")):
-                    cv2.subtract(more, more, dst=more, mask=explained)  # nothing where lines are explained
-                    cv2.max(have, more, dst=have)  # the domains do not overlap (nor add up in a fallback)
-                ferrule_pending = False
-            found = _refine(line, dark, bright, usable, psf, p, um)
+            if not residuals.with_ferrule and _reach_px(line, centre, pad_px) > fiber_px:
+                residuals.add_ferrule()
+            found = _refine(line, residuals, usable, psf, p, um)
             if found is None:
                 continue
             polyline, width_px, contrast, snr = found
@@ -152,9 +151,7 @@ class ScratchDetector:
             widths.append(width_px)
             polylines.append(polyline.astype(np.float32))
             wide = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
-            for residual in (dark, bright):
-                cv2.subtract(residual, residual, dst=residual, mask=wide)
-            cv2.bitwise_or(explained, wide * 255, dst=explained)
+            residuals.explain(wide)
         n = len(scores)
         return CandidateMap(
             self.name,
@@ -273,6 +270,137 @@ class ScratchDetector:
             if ok
         ]
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
+
+
+class _TopHats:
+    """The plain top-hats `domain_rank_residuals(blurred, ..., top_hat=polarity)` gives per
+    domain -- the fiber's, and the ferrule's too once `add_ferrule` is called -- with 0 wherever
+    `explained` is set, filled in only where `covering` asks for them, one polarity at a time.
+
+    Most of the window holds no line, and at full resolution the filters' window is ~46 px:
+    filtering the whole fiber box and window cost more than following every line. A closing or
+    an opening at a pixel depends only on the pixels within one window of it, so a box filtered
+    with that margin holds the whole image's values. A domain that cannot be split
+    (`domain_images` is None) is filtered whole, as `domain_rank_residuals` does it.
+    """
+
+    def __init__(
+        self,
+        blurred: np.ndarray,
+        *,
+        window_px: int,
+        geometry: Geometry,
+        window: Window,
+        params: DetectionParams,
+        polarity: int,
+        explained: np.ndarray,
+    ):
+        self._blurred = blurred
+        self._where = {"window_px": window_px, "geometry": geometry, "window": window, "params": params}
+        self._window_px = window_px
+        self._polarity = polarity
+        # a closing reaches (size - 1) px: its dilation, then its erosion
+        self._margin_px = max(3, int(window_px) | 1)
+        self.explained = explained  # uint8, nonzero where a found scratch explains the residual
+        self.with_ferrule = False
+        self._ferrule: DomainImages | None = None
+        self._fiber = domain_images(blurred, **self._where, domain="fiber")
+        self._lazy = self._fiber is not None
+        if self._lazy:
+            self._residuals = {-1: np.zeros_like(blurred), 1: np.zeros_like(blurred)}
+            self._done = {sign: np.zeros(blurred.shape, np.uint8) for sign in (-1, 1)}  # 1: holds its value
+        else:
+            dark, bright = domain_rank_residuals(blurred, **self._where, top_hat=polarity, domain="fiber")
+            self._residuals = {-1: dark, 1: bright}
+
+    def add_ferrule(self) -> None:
+        """From now on the ferrule's top-hats count too (the domains do not overlap)."""
+        self.with_ferrule = True
+        if self._lazy:
+            self._ferrule = domain_images(self._blurred, **self._where, domain="ferrule")
+            if self._ferrule is not None:
+                for done in self._done.values():
+                    done[:] = 0  # filled again, with both domains, where asked for
+                return
+            h, w = self._blurred.shape
+            for sign in (-1, 1):  # the fiber's, everywhere
+                self._fill(0, 0, w, h, sign)
+            self._lazy = False
+        more = domain_rank_residuals(self._blurred, **self._where, top_hat=self._polarity, domain="ferrule")
+        for have, extra in zip((self._residuals[-1], self._residuals[1]), more):
+            cv2.subtract(extra, extra, dst=extra, mask=self.explained)
+            cv2.max(have, extra, dst=have)  # nor do they add up in a fallback
+
+    def explain(self, wide: np.ndarray) -> None:
+        """Nothing is left where `wide` (uint8, 1 on a found scratch and its sides) is set."""
+        for residual in self._residuals.values():
+            cv2.subtract(residual, residual, dst=residual, mask=wide)
+        cv2.bitwise_or(self.explained, wide * 255, dst=self.explained)
+
+    def covering(self, map_x: np.ndarray, map_y: np.ndarray, sign: float) -> np.ndarray:
+        """The dark (`sign` -1) or bright (+1) top-hat, window-sized, with its values wherever a
+        bilinear `cv2.remap` on these (affine) maps reads: the box of the maps' corners, a pixel
+        wider on each side."""
+        key = -1 if sign < 0 else 1
+        if self._lazy:
+            h, w = self._blurred.shape
+            xs, ys = map_x[[0, 0, -1, -1], [0, -1, 0, -1]], map_y[[0, 0, -1, -1], [0, -1, 0, -1]]
+            x0, x1 = max(0, int(np.floor(xs.min())) - 1), min(w, int(np.floor(xs.max())) + 3)
+            y0, y1 = max(0, int(np.floor(ys.min())) - 1), min(h, int(np.floor(ys.max())) + 3)
+            if x1 > x0 and y1 > y0:
+                todo = self._done[key][y0:y1, x0:x1] == 0
+                if todo.any():  # only what is not there yet: the box of the missing pixels
+                    bx, by, bw, bh = cv2.boundingRect(todo.view(np.uint8))
+                    self._fill(x0 + bx, y0 + by, x0 + bx + bw, y0 + by + bh, key)
+        return self._residuals[key]
+
+    def _fill(self, x0: int, y0: int, x1: int, y1: int, sign: int) -> None:
+        """Filter columns x0..x1, rows y0..y1 of the window for one polarity (each domain on that
+        box plus a margin of one window within its image) and mark them done."""
+        out = self._residuals[sign][y0:y1, x0:x1]
+        out[:] = 0
+        if sign != self._polarity and self._polarity != 0:
+            self._done[sign][y0:y1, x0:x1] = 1  # a polarity not asked for stays zero
+            return
+        fiber = self._fiber
+        inside = self._in_box(fiber, x0, y0, x1, y1)
+        if inside is not None:  # the fiber's, on its box image, where its disc is
+            here, local = inside
+            cv2.copyTo(self._filtered(fiber.fiber, local, sign), fiber.disc[local], out[here])
+        if self._ferrule is not None:  # the ferrule's, on the window image, outside its hole
+            part = self._filtered(self._ferrule.ferrule, np.s_[y0:y1, x0:x1], sign)
+            inside = self._in_box(self._ferrule, x0, y0, x1, y1)
+            if inside is not None:
+                here, local = inside
+                cv2.subtract(part[here], part[here], dst=part[here], mask=self._ferrule.hole[local])
+            cv2.max(out, part, dst=out)
+        cv2.subtract(out, out, dst=out, mask=self.explained[y0:y1, x0:x1])
+        self._done[sign][y0:y1, x0:x1] = 1
+
+    @staticmethod
+    def _in_box(images: DomainImages, x0: int, y0: int, x1: int, y1: int):
+        """The part of window box x0..x1, y0..y1 within the domains' box: (slices of the asked-for
+        box, slices of the domains' box), or None when they do not meet."""
+        rows, cols = images.box
+        ix0, ix1 = max(x0, cols.start), min(x1, cols.stop)
+        iy0, iy1 = max(y0, rows.start), min(y1, rows.stop)
+        if ix1 <= ix0 or iy1 <= iy0:
+            return None
+        here = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+        local = (slice(iy0 - rows.start, iy1 - rows.start), slice(ix0 - cols.start, ix1 - cols.start))
+        return here, local
+
+    def _filtered(self, image: np.ndarray, part: tuple[slice, slice], sign: int) -> np.ndarray:
+        """The top-hat of one polarity of `image` on `part` (slices within it): filtered with a
+        window's margin (clipped to the image, whose own edges are treated alike either way)."""
+        rows, cols = part
+        m = self._margin_px
+        r0, c0 = max(0, rows.start - m), max(0, cols.start - m)
+        r1, c1 = min(image.shape[0], rows.stop + m), min(image.shape[1], cols.stop + m)
+        dark, bright = top_hats(image[r0:r1, c0:c1], window_px=self._window_px, polarity=sign)
+        return (dark if sign < 0 else bright)[
+            rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0
+        ]
 
 
 def _line_runs(
@@ -428,8 +556,7 @@ def _point_segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> floa
 
 def _refine(
     line: _Line,
-    dark: np.ndarray,
-    bright: np.ndarray,
+    residuals: _TopHats,
     usable: np.ndarray,
     psf_sigma_px: float,
     p,
@@ -447,7 +574,7 @@ def _refine(
     found = None
     for _ in range(8):
         attempt = _follow_chord(
-            p0, p1, before, after, dark, bright, usable, psf_sigma_px, p, um_per_px, line.sign
+            p0, p1, before, after, residuals, usable, psf_sigma_px, p, um_per_px, line.sign
         )
         if attempt is None:
             break
@@ -470,8 +597,7 @@ def _follow_chord(
     p1: np.ndarray,
     before: float,
     after: float,
-    dark: np.ndarray,
-    bright: np.ndarray,
+    residuals: _TopHats,
     usable: np.ndarray,
     psf_sigma_px: float,
     p,
@@ -498,10 +624,8 @@ def _follow_chord(
     if np.count_nonzero(inside.all(axis=1)) < 4:
         return None  # runs along a guard band or out of the inspected area: nothing to follow
     best = None
-    polarities = ((-1.0, dark), (1.0, bright))
-    if sign_hint:
-        polarities = tuple(item for item in polarities if item[0] == sign_hint)
-    for sign, residual in polarities:
+    for sign in (sign_hint,) if sign_hint else (-1.0, 1.0):
+        residual = residuals.covering(map_x, map_y, sign)
         prof = cv2.remap(residual, map_x, map_y, cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
         prof[inside == 0] = np.nan
         found = _follow(prof, t, s, psf_sigma_px, p, um_per_px)
