@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
@@ -204,7 +204,6 @@ class ScratchDetector:
         usable = np.ones(256, np.float32)
         usable[[OUTSIDE, GUARD]] = 0.0
         residual = np.maximum(centred[0], centred[1]) * usable[labels]
-        polarity = np.where(centred[1] > centred[0], np.float32(1.0), np.float32(-1.0))
         # the rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
         # _OFFSET): OpenCV's fastest warp and box filter; the subtraction saturates at 0, which
         # keeps exactly the line-like (positive) part of the response
@@ -242,9 +241,7 @@ class ScratchDetector:
                 line_noise is None
             ):  # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
                 inside = responses[k][::2, ::2][turned[::2, ::2] != _OFFSET]
-                line_noise = max(
-                    float(np.percentile(inside, 75)) / 0.674 / _FIXED if inside.size else 0.0, 0.25
-                )
+                line_noise = max(_upper_quartile(inside) / 0.674 / _FIXED if inside.size else 0.0, 0.25)
         # integer responses above the threshold are those above its floor
         threshold = math.floor(max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED)
         found = _line_runs(responses, alongs, threshold, run_kernel, min_run)
@@ -262,7 +259,7 @@ class ScratchDetector:
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
         reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) * scale
         keep &= _followable(back, usable_half, reach_half)
-        signs = _polarity_along(polarity, back)
+        signs = _polarity_along(centred[0], centred[1], back)
         full = (back + 0.5) / scale - 0.5  # to full-resolution window px
         lines = [
             _Line(ends[0], ends[1], peak / line_noise, sign)
@@ -433,30 +430,51 @@ def _line_runs(
     ends = []
     for x_end in (x_min, x_max):
         at = np.flatnonzero(pts[:, 0] == x_end[owner])
-        first = at[np.unique(owner[at], return_index=True)[1]]
+        first = at[np.flatnonzero(np.diff(owner[at], prepend=-1))]  # owners come in order
         ends.append(pts[first])
     candidates = np.flatnonzero((cw >= min_run) & (ch <= np.maximum(4, 0.3 * cw)))
     block = y_min // side
-    peaks = np.zeros(len(candidates), np.int64)
-    along_at_peak = np.zeros(len(candidates), np.int64)
-    for j, i in enumerate(candidates.tolist()):  # the peak within each run's box
-        k = int(block[i])
-        y0, y1 = int(y_min[i]) - k * side, int(y_max[i]) + 1 - k * side
-        x0, x1 = int(x_min[i]), int(x_max[i]) + 1
-        if k < n // 2:
-            box = responses[k, y0:y1, x0:x1]
-            row, col = divmod(int(box.argmax()), x1 - x0)
-            peaks[j], along_at_peak[j] = box[row, col], alongs[k, y0 + row, x0 + col]
-        else:  # the frame is stored untransposed: rows and columns swap
-            box = responses[k, x0:x1, y0:y1]
-            col, row = divmod(int(box.argmax()), y1 - y0)
-            peaks[j], along_at_peak[j] = box[col, row], alongs[k, x0 + col, y0 + row]
+    k, top = block[candidates], y_min[candidates] - block[candidates] * side
+    boxes = (x_min[candidates], x_max[candidates] + 1, top, top + ch[candidates])
+    peaks, along_at_peak = _box_peaks(responses, alongs, k, *boxes)  # the peak within each run's box
     # about as strong across as along: a blob, the region detector's
     line_like = peaks >= _MIN_LINENESS * (along_at_peak - _OFFSET)
     candidates, peaks = candidates[line_like], peaks[line_like]
     xy = np.stack([ends[0][candidates], ends[1][candidates]], axis=1).astype(np.float64)
     xy[:, :, 1] -= (block[candidates] * side)[:, None]
     return [(int(block[i]), e, peak / _FIXED) for i, e, peak in zip(candidates, xy, peaks.tolist())]
+
+
+def _box_peaks(
+    responses: np.ndarray,
+    alongs: np.ndarray,
+    k: np.ndarray,
+    x0: np.ndarray,
+    x1: np.ndarray,
+    y0: np.ndarray,
+    y1: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The peak response within each box (columns x0..x1, rows y0..y1 of turned frame k, read
+    transposed for k >= n/2) and the along-line average there: (peaks, alongs) int64, the first
+    maximum in the stored row order, as argmax would take it box by box; all boxes at once (a
+    Python loop over ~30 boxes cost more than the rest of the run tracing)."""
+    n, side = responses.shape[0], responses.shape[1]
+    transposed = k >= n // 2  # the frame is stored untransposed: rows and columns swap
+    r0, c0 = np.where(transposed, x0, y0), np.where(transposed, y0, x0)
+    n_cols = np.where(transposed, y1 - y0, x1 - x0)
+    sizes = (x1 - x0) * (y1 - y0)
+    if sizes.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.cumsum(sizes) - sizes
+    owner = np.repeat(np.arange(sizes.size), sizes)
+    e = np.arange(owner.size) - starts[owner]  # element index within its box, stored row order
+    cols = n_cols[owner]
+    flat = (k[owner] * side + r0[owner] + e // cols) * side + c0[owner] + e % cols
+    values = np.take(responses, flat)
+    best = np.maximum.reduceat(values, starts)
+    hit = np.flatnonzero(values == best[owner])
+    first = hit[np.flatnonzero(np.diff(owner[hit], prepend=-1))]  # each box's first maximum
+    return values[first].astype(np.int64), np.take(alongs, flat[first]).astype(np.int64)
 
 
 def _reach_px(line: _Line, centre: np.ndarray, pad_px: float) -> float:
@@ -480,8 +498,7 @@ def _followable(segments: np.ndarray, usable: np.ndarray, reach: float) -> np.nd
     pts = np.rint(pts).astype(int)  # (n, 16, 5, 2)
     h, w = usable.shape
     inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
-    ok = np.zeros(inside.shape, bool)
-    ok[inside] = usable[pts[..., 1][inside], pts[..., 0][inside]]
+    ok = np.take(usable, np.where(inside, pts[..., 1] * w + pts[..., 0], 0)) & inside
     return (ok.all(axis=2).sum(axis=1) >= 2) & (length > 0)
 
 
@@ -497,24 +514,40 @@ def _strongest_angle(
     turned = np.einsum("aij,nj->nai", rotations[:, :, :2], points_xy) + rotations[None, :, :, 2]  # (n, A, 2)
     cols = np.clip(np.rint(turned[..., 0]).astype(int), 1, size - 2)
     rows = np.clip(np.rint(turned[..., 1]).astype(int), 1, size - 2)
+    # 3x3 neighbourhood max, vectorised over candidates and angles (np.take on flat indices:
+    # a third of the time of 3-D fancy indexing)
+    at = (np.arange(n_angles)[None, :] * size + rows) * size + cols
     best = np.full(cols.shape, -np.inf, np.float32)
-    a = np.arange(n_angles)[None, :]
-    for dy in (-1, 0, 1):  # 3x3 neighbourhood max, vectorised over candidates and angles
+    for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
-            best = np.maximum(best, responses[a, rows + dy, cols + dx])
+            best = np.maximum(best, np.take(responses, at + (dy * size + dx)))
     own = best[np.arange(len(angle_of)), angle_of]
     return own >= 0.9 * best.max(axis=1)
 
 
-def _polarity_along(polarity: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """Majority polarity (-1 dark, +1 bright) of the residual at five points along each of the
-    (n, 2, 2) segments (half-res px). Returns (n,) float."""
+def _polarity_along(dark: np.ndarray, bright: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Majority polarity (-1 dark, +1 bright: the larger of the centred `dark` and `bright`
+    residuals) at five points along each of the (n, 2, 2) segments (half-res px). Returns (n,) float."""
     a, b = segments[:, None, 0], segments[:, None, 1]
     pts = np.rint(a + np.linspace(0.1, 0.9, 5)[None, :, None] * (b - a)).astype(int)  # (n, 5, 2)
-    h, w = polarity.shape
+    h, w = dark.shape
     ok = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
-    votes = np.where(ok, polarity[np.clip(pts[..., 1], 0, h - 1), np.clip(pts[..., 0], 0, w - 1)], 0.0)
+    at = np.clip(pts[..., 1], 0, h - 1) * w + np.clip(pts[..., 0], 0, w - 1)
+    polarity = np.where(np.take(bright, at) > np.take(dark, at), 1.0, -1.0)
+    votes = np.where(ok, polarity, 0.0)
     return np.where(votes.sum(axis=1) > 0, 1.0, -1.0)
+
+
+def _upper_quartile(values: np.ndarray) -> float:
+    """np.percentile(values, 75) of a 1-D integer array, by a partial sort (no wrapper overhead).
+    Its rank 0.75 (n - 1) is a multiple of 1/4, so the interpolation between integers is exact."""
+    rank = 0.75 * (values.size - 1)
+    below = int(rank)
+    if below + 1 >= values.size:
+        return float(np.partition(values, below)[below])
+    part = np.partition(values, (below, below + 1))
+    lo, hi = float(part[below]), float(part[below + 1])
+    return lo + (hi - lo) * (rank - below)
 
 
 def _merge(lines: list[_Line]) -> list[_Line]:
@@ -657,8 +690,8 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     filled = np.where(np.isfinite(prof), prof, 0.0).astype(np.float32)
     # background level and per-sample noise: the profile's outer columns, away from the line
     edge_cols = np.concatenate([filled[valid_rows, :4].ravel(), filled[valid_rows, -4:].ravel()])
-    level = float(np.median(edge_cols))
-    noise = max(1.4826 * float(np.median(np.abs(edge_cols - level))), 0.5)
+    level = float(_median(edge_cols))
+    noise = max(1.4826 * float(_median(np.abs(edge_cols - level))), 0.5)
     centred = filled - level
     # average along the line first, so the centre is followed on signal, not on noise
     along_px = max(5, int(p.line_length_um / um_per_px / 2))
@@ -698,7 +731,7 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
         return None
     # the running median reaches half its window past each end: trim to where a short running
     # mean of the contrast falls below half the line's typical contrast
-    typical = float(np.median(on_line[rows]))
+    typical = float(_median(on_line[rows]))
     short = _running_mean(on_line, 5)
     ends = np.flatnonzero(short[rows] >= 0.5 * typical)
     if ends.size < 3:
@@ -721,13 +754,13 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     map_x = np.arange(len(s), dtype=np.float32)[None, :] + shift_cols[:, None]
     map_y = np.repeat(measured.astype(np.float32)[:, None], len(s), axis=1)
     aligned = cv2.remap(centred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mean_prof = np.median(aligned, axis=0)  # the median ignores where another scratch crosses
+    mean_prof = _median(aligned)  # the median ignores where another scratch crosses
     width_px, peak = width_from_profile(mean_prof, s, psf_sigma_px)
     if width_px is None or width_px * um_per_px > p.max_width_um:
         return None
     if measured.size < p.min_elongation * max(width_px, 2.0 * psf_sigma_px):
         return None  # a blob, however irregular, is the region detector's
-    typical = float(np.median(on_line[measured]))  # robust to the bright spot where another scratch crosses
+    typical = float(_median(on_line[measured]))  # robust to the bright spot where another scratch crosses
     snr = typical / noise * math.sqrt(measured.size)
     # a wide line must also be a contrasty one: wide, faint bands are shading and texture
     min_contrast = p.min_contrast_wide_grey if width_px * um_per_px >= p.wide_um else p.min_contrast_grey
@@ -789,13 +822,28 @@ def _bar_ratios(sigma_px: float) -> np.ndarray:
 def _running_median(values: np.ndarray, size: int) -> np.ndarray:
     """Median of each `size` samples about each sample (for an even size, the upper median)."""
     before = size // 2
-    padded = np.pad(values, (before, size - 1 - before), mode="edge")
-    return np.partition(sliding_window_view(padded, size), before, axis=1)[:, before]
+    padded = _pad_edge(values, before, size - 1 - before)
+    windows = as_strided(padded, (values.size, size), (padded.strides[0],) * 2, writeable=False)
+    return np.partition(windows, before, axis=1)[:, before]
 
 
 def _running_mean(values: np.ndarray, size: int) -> np.ndarray:
     """Mean of each `size` samples about each sample, in the values' dtype."""
     before = size // 2
-    padded = np.pad(values.astype(np.float64), (before, size - 1 - before), mode="edge")
+    padded = _pad_edge(values.astype(np.float64), before, size - 1 - before)
     cumulative = np.concatenate([[0.0], np.cumsum(padded)])
     return ((cumulative[size:] - cumulative[:-size]) / size).astype(values.dtype)
+
+
+def _pad_edge(values: np.ndarray, before: int, after: int) -> np.ndarray:
+    """np.pad(values, (before, after), mode="edge") of a 1-D array, without its overhead."""
+    return np.concatenate((values[:1].repeat(before), values, values[-1:].repeat(after)))
+
+
+def _median(values: np.ndarray) -> np.ndarray:
+    """np.median(values, axis=0) of a float array (no NaN), by a partial sort: the same values
+    (the mean of the two middle ones is their sum halved, in the array's dtype) without
+    np.median's overhead, tens of us a call."""
+    n = values.shape[0]
+    part = np.partition(values, ((n - 1) // 2, n // 2), axis=0)
+    return (part[(n - 1) // 2] + part[n // 2]) / 2
