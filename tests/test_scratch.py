@@ -108,7 +108,8 @@ def test_top_hats_filled_where_asked_equal_the_whole_images():
     lazy = _TopHats(img, **where, polarity=0, explained=np.zeros(img.shape, np.uint8))
     wide = np.zeros(img.shape, np.uint8)
     cv2.line(wide, (40, 60), (260, 230), 1, 9)
-    boxes = [(60, 70, 90, 200), (10, 5, 40, 30), (100, 100, 280, 290), (0, 0, 299, 299)]
+    # across the edge, off the fiber, within the fiber only, and the window's edges
+    boxes = [(60, 70, 90, 200), (10, 5, 40, 30), (120, 120, 180, 180), (100, 100, 280, 290), (0, 0, 299, 299)]
     for stage in ("fiber", "explained", "both"):
         if stage == "explained":
             lazy.explain(wide)

@@ -244,27 +244,29 @@ class ScratchDetector:
                 line_noise = max(_upper_quartile(inside) / 0.674 / _FIXED if inside.size else 0.0, 0.25)
         # integer responses above the threshold are those above its floor
         threshold = math.floor(max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED)
-        found = _line_runs(responses, alongs, threshold, run_kernel, min_run)
-        if not found:
-            return []
+        angle_of, ends, boxes = _line_runs(responses, threshold, run_kernel, min_run)
         # ends found in a transposed view are (row, col) of the turned frame: swap the rotation's rows
         rotations = [rot[[1, 0], :] if k >= n // 2 else rot for k, rot in enumerate(turns)]
         inverses = np.stack([cv2.invertAffineTransform(rot) for rot in rotations])  # (n_angles, 2, 3)
-        angle_of = np.array([k for k, _, _ in found])
-        ends = np.stack([e for _, e, _ in found])  # (n, 2, 2) in rotated frames
         back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
-        keep = _strongest_angle(angle_of, back.mean(axis=1), responses, np.stack(turns))
+        # each test below keeps or drops a run on its own: the cheap one first, the rest on what
+        # is left (most runs lie along the edges of the turned frames, outside the inspected area)
         # a line whose across-profile never lies wholly in the inspected area runs along a guard
         # band (the fiber's own edge): nothing to follow there
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
         reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) * scale
-        keep &= _followable(back, usable_half, reach_half)
-        signs = _polarity_along(centred[0], centred[1], back)
-        full = (back + 0.5) / scale - 0.5  # to full-resolution window px
+        kept = np.flatnonzero(_followable(back, usable_half, reach_half))
+        peaks, along_at_peak = _box_peaks(responses, alongs, angle_of[kept], *(edge[kept] for edge in boxes))
+        # about as strong across as along: a blob, the region detector's
+        line_like = peaks >= _MIN_LINENESS * (along_at_peak - _OFFSET)
+        kept, peaks = kept[line_like], peaks[line_like]
+        strongest = _strongest_angle(angle_of[kept], back[kept].mean(axis=1), responses, np.stack(turns))
+        kept, peaks = kept[strongest], peaks[strongest]
+        signs = _polarity_along(centred[0], centred[1], back[kept])
+        full = (back[kept] + 0.5) / scale - 0.5  # to full-resolution window px
         lines = [
-            _Line(ends[0], ends[1], peak / line_noise, sign)
-            for ends, (_, _, peak), sign, ok in zip(full, found, signs, keep)
-            if ok
+            _Line(ends[0], ends[1], peak / _FIXED / line_noise, sign)
+            for ends, peak, sign in zip(full, peaks.tolist(), signs)
         ]
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
 
@@ -361,15 +363,17 @@ class _TopHats:
             return
         fiber = self._fiber
         inside = self._in_box(fiber, x0, y0, x1, y1)
-        if inside is not None:  # the fiber's, on its box image, where its disc is
+        if inside is not None and cv2.countNonZero(fiber.disc[inside[1]]):  # the fiber's, in its disc
             here, local = inside
             cv2.copyTo(self._filtered(fiber.fiber, local, sign), fiber.disc[local], out[here])
-        if self._ferrule is not None:  # the ferrule's, on the window image, outside its hole
-            part = self._filtered(self._ferrule.ferrule, np.s_[y0:y1, x0:x1], sign)
-            inside = self._in_box(self._ferrule, x0, y0, x1, y1)
-            if inside is not None:
-                here, local = inside
-                cv2.subtract(part[here], part[here], dst=part[here], mask=self._ferrule.hole[local])
+        ferrule = self._ferrule
+        inside = self._in_box(ferrule, x0, y0, x1, y1) if ferrule is not None else None
+        hole = ferrule.hole[inside[1]] if inside is not None else None
+        in_hole = hole is not None and hole.size == out.size and cv2.countNonZero(hole) == hole.size
+        if ferrule is not None and not in_hole:  # the ferrule's, on the window image, outside its hole
+            part = self._filtered(ferrule.ferrule, np.s_[y0:y1, x0:x1], sign)
+            if hole is not None:
+                cv2.subtract(part[inside[0]], part[inside[0]], dst=part[inside[0]], mask=hole)
             cv2.max(out, part, dst=out)
         cv2.subtract(out, out, dst=out, mask=self.explained[y0:y1, x0:x1])
         self._done[sign][y0:y1, x0:x1] = 1
@@ -401,14 +405,15 @@ class _TopHats:
 
 
 def _line_runs(
-    responses: np.ndarray, alongs: np.ndarray, threshold: int, run_kernel: np.ndarray, min_run: int
-) -> list[tuple[int, np.ndarray, float]]:
-    """Runs of line response above `threshold` in every direction: (direction k, ends (2, 2) as
-    (col, row) of its turned frame -- transposed for k >= n/2 --, peak response in grey).
+    responses: np.ndarray, threshold: int, run_kernel: np.ndarray, min_run: int
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Runs of line response above `threshold` in every direction, long and thin enough:
+    (direction k (m,), ends (m, 2, 2) as (col, row) of its turned frame -- transposed for
+    k >= n/2 --, boxes (x0, x1, y0, y1) each (m,): the columns and rows each run spans there).
 
-    responses, alongs: (n, D, D) fixed-point maps; in the frames of the second half the lines run
-    along columns. All directions are thresholded, opened and traced at once, stacked into one
-    image (their frames kept apart by an empty first and last row), each run along its rows.
+    responses: (n, D, D) fixed-point maps; in the frames of the second half the lines run along
+    columns. All directions are thresholded, opened and traced at once, stacked into one image
+    (their frames kept apart by an empty first and last row), each run along its rows.
     """
     n, side = responses.shape[0], responses.shape[1]
     hits = cv2.compare(responses.reshape(n * side, side), threshold, cv2.CMP_GT).reshape(n, side, side)
@@ -418,7 +423,8 @@ def _line_runs(
     runs = cv2.morphologyEx(hits.reshape(n * side, side), cv2.MORPH_OPEN, run_kernel)
     contours, _ = cv2.findContours(runs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
-        return []
+        none = np.zeros(0, np.int64)
+        return none, np.zeros((0, 2, 2)), (none, none, none, none)
     lengths = np.array([len(c) for c in contours])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     pts = np.concatenate(contours)[:, 0, :]  # (N, 2) x, stacked y
@@ -433,16 +439,11 @@ def _line_runs(
         first = at[np.flatnonzero(np.diff(owner[at], prepend=-1))]  # owners come in order
         ends.append(pts[first])
     candidates = np.flatnonzero((cw >= min_run) & (ch <= np.maximum(4, 0.3 * cw)))
-    block = y_min // side
-    k, top = block[candidates], y_min[candidates] - block[candidates] * side
-    boxes = (x_min[candidates], x_max[candidates] + 1, top, top + ch[candidates])
-    peaks, along_at_peak = _box_peaks(responses, alongs, k, *boxes)  # the peak within each run's box
-    # about as strong across as along: a blob, the region detector's
-    line_like = peaks >= _MIN_LINENESS * (along_at_peak - _OFFSET)
-    candidates, peaks = candidates[line_like], peaks[line_like]
+    block = y_min[candidates] // side
+    top = y_min[candidates] - block * side
     xy = np.stack([ends[0][candidates], ends[1][candidates]], axis=1).astype(np.float64)
-    xy[:, :, 1] -= (block[candidates] * side)[:, None]
-    return [(int(block[i]), e, peak / _FIXED) for i, e, peak in zip(candidates, xy, peaks.tolist())]
+    xy[:, :, 1] -= (block * side)[:, None]
+    return block, xy, (x_min[candidates], x_max[candidates] + 1, top, top + ch[candidates])
 
 
 def _box_peaks(
@@ -455,26 +456,20 @@ def _box_peaks(
     y1: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The peak response within each box (columns x0..x1, rows y0..y1 of turned frame k, read
-    transposed for k >= n/2) and the along-line average there: (peaks, alongs) int64, the first
-    maximum in the stored row order, as argmax would take it box by box; all boxes at once (a
-    Python loop over ~30 boxes cost more than the rest of the run tracing)."""
-    n, side = responses.shape[0], responses.shape[1]
-    transposed = k >= n // 2  # the frame is stored untransposed: rows and columns swap
-    r0, c0 = np.where(transposed, x0, y0), np.where(transposed, y0, x0)
-    n_cols = np.where(transposed, y1 - y0, x1 - x0)
-    sizes = (x1 - x0) * (y1 - y0)
-    if sizes.size == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    starts = np.cumsum(sizes) - sizes
-    owner = np.repeat(np.arange(sizes.size), sizes)
-    e = np.arange(owner.size) - starts[owner]  # element index within its box, stored row order
-    cols = n_cols[owner]
-    flat = (k[owner] * side + r0[owner] + e // cols) * side + c0[owner] + e % cols
-    values = np.take(responses, flat)
-    best = np.maximum.reduceat(values, starts)
-    hit = np.flatnonzero(values == best[owner])
-    first = hit[np.flatnonzero(np.diff(owner[hit], prepend=-1))]  # each box's first maximum
-    return values[first].astype(np.int64), np.take(alongs, flat[first]).astype(np.int64)
+    transposed for k >= n/2) and the along-line average there: (peaks, alongs) int64, each at the
+    box's first maximum in stored row order (argmax's). A loop over plain ints: the ~30 boxes
+    hold ~26k pixels, which gathered all at once cost 6x more."""
+    n = responses.shape[0]
+    peaks = np.zeros(len(k), np.int64)
+    along_at_peak = np.zeros(len(k), np.int64)
+    boxes = zip(k.tolist(), x0.tolist(), x1.tolist(), y0.tolist(), y1.tolist())
+    for j, (frame, c0, c1, r0, r1) in enumerate(boxes):
+        if frame >= n // 2:  # the frame is stored untransposed: rows and columns swap
+            c0, c1, r0, r1 = r0, r1, c0, c1
+        row, col = divmod(int(responses[frame, r0:r1, c0:c1].argmax()), c1 - c0)
+        peaks[j] = responses[frame, r0 + row, c0 + col]
+        along_at_peak[j] = alongs[frame, r0 + row, c0 + col]
+    return peaks, along_at_peak
 
 
 def _reach_px(line: _Line, centre: np.ndarray, pad_px: float) -> float:
@@ -485,21 +480,36 @@ def _reach_px(line: _Line, centre: np.ndarray, pad_px: float) -> float:
     return max(float(np.hypot(*(end - centre))) for end in ends)
 
 
+_STATIONS = np.linspace(0.0, 1.0, 16)[None, :, None]  # along each segment, for `_followable`
+
+
 def _followable(segments: np.ndarray, usable: np.ndarray, reach: float) -> np.ndarray:
     """For (n, 2, 2) segments (half-res px): whether somewhere along each the profile across it
     is wholly usable (at 2 of 16 stations at least). Returns (n,) bool."""
     a, b = segments[:, 0], segments[:, 1]
     direction = b - a
     length = np.hypot(direction[:, 0], direction[:, 1])
-    normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1) / np.maximum(length, 1e-9)[:, None]
-    stations = np.linspace(0.0, 1.0, 16)[None, :, None, None]
-    across = np.linspace(-reach, reach, 5)[None, None, :, None]
-    pts = a[:, None, None] + stations * direction[:, None, None] + across * normal[:, None, None]
-    pts = np.rint(pts).astype(int)  # (n, 16, 5, 2)
+    norm = np.maximum(length, 1e-9)
+    normal = (-direction[:, 1] / norm, direction[:, 0] / norm)
+    across = _across(reach)
     h, w = usable.shape
-    inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
-    ok = np.take(usable, np.where(inside, pts[..., 1] * w + pts[..., 0], 0)) & inside
+    grids = []
+    for i in (0, 1):  # x and y apart: contiguous passes
+        along = a[:, i, None, None] + _STATIONS * direction[:, i, None, None]
+        grids.append(np.rint(along + across * normal[i][:, None, None]).astype(np.int64))  # (n, 16, 5)
+    xs, ys = grids
+    inside = (xs.view(np.uint64) < w) & (ys.view(np.uint64) < h)  # as unsigned, a negative is beyond too
+    ok = np.take(usable, np.where(inside, ys * w + xs, 0)) & inside
     return (ok.all(axis=2).sum(axis=1) >= 2) & (length > 0)
+
+
+@lru_cache(maxsize=8)
+def _across(reach: float) -> np.ndarray:
+    """np.linspace(-reach, reach, 5) as (1, 1, 5): `_followable`'s offsets across a segment
+    (the same for every image at one scale). Read-only."""
+    offsets = np.linspace(-reach, reach, 5)[None, None, :]
+    offsets.flags.writeable = False
+    return offsets
 
 
 def _strongest_angle(
