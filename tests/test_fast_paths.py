@@ -12,6 +12,8 @@ from defectscope.detect.base import (
     _median_by_bin,
     _median_of_rows,
     within_radii,
+    zone_medians,
+    zone_noise,
 )
 from defectscope.detect.region import _median_grey
 from defectscope.detect.scratch import _box_peaks, _running_median, _upper_quartile
@@ -102,3 +104,11 @@ def test_box_peaks_match_argmax_box_by_box():
             part = np.s_[k[j], x0[j] : x1[j], y0[j] : y1[j]]
         box, along = responses[part], alongs[part]
         assert peaks[j] == box.max() and at_peak[j] == along.flat[box.argmax()]
+
+
+def test_zone_medians_are_zone_noise_medians():
+    rng = np.random.default_rng(10)
+    labels = rng.choice(np.array([0, 1, 2, 3, 255], np.uint8), (60, 70))
+    labels[:, :10] = 2  # zone 4 is empty
+    residual = rng.integers(0, 9, labels.shape, dtype=np.uint8)
+    assert np.array_equal(zone_medians(residual, labels, 4), zone_noise(residual, labels, 4)[0])

@@ -40,7 +40,7 @@ from .base import (
     window_about,
     within_radii,
     zone_label_map,
-    zone_noise,
+    zone_medians,
 )
 
 __all__ = ["ScratchDetector", "width_from_profile"]
@@ -193,21 +193,25 @@ class ScratchDetector:
             params=self.detection,
             scale=scale,
         )
-        # each polarity centred on its zone's median; nothing outside the zones or on the guards
-        n_zones = len(geometry.zones)
-        centred = []
-        for res in (dark, bright):
-            median, _ = zone_noise(res, labels, n_zones)
-            level = np.zeros(256, np.float32)
-            level[1 : n_zones + 1] = median[1:]
-            centred.append(res.astype(np.float32) - level[labels])
-        usable = np.ones(256, np.float32)
-        usable[[OUTSIDE, GUARD]] = 0.0
-        residual = np.maximum(centred[0], centred[1]) * usable[labels]
-        # the rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
+        # each polarity centred on its zone's median; nothing outside the zones or on the guards.
+        # The rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
         # _OFFSET): OpenCV's fastest warp and box filter; the subtraction saturates at 0, which
         # keeps exactly the line-like (positive) part of the response
-        fixed = np.clip(np.rint(residual * _FIXED + _OFFSET), 0, 65535).astype(np.uint16)
+        n_zones = len(geometry.zones)
+        levels = []  # per label, each polarity's level (0 outside the zones)
+        at = labels.astype(np.intp) << 8  # (label, grey) -> index of a table row and column
+        fixed = None
+        for res in (dark, bright):
+            level = np.zeros(256, np.float32)
+            level[1 : n_zones + 1] = zone_medians(res, labels, n_zones)[1:]
+            levels.append(level)
+            # the larger polarity by tables of every (zone, grey): the fixed-point map is monotone
+            # in the residual, so it commutes with the maximum (the same bits, a third of the passes)
+            table = np.full((256, 256), _OFFSET, np.uint16)  # outside and guards: a zero residual
+            centred = np.arange(256, dtype=np.float32)[None, :] - level[1 : n_zones + 1, None]
+            table[1 : n_zones + 1] = np.clip(np.rint(centred * _FIXED + _OFFSET), 0, 65535)
+            this = np.take(table, at | res)
+            fixed = this if fixed is None else np.maximum(fixed, this, out=fixed)
         half_len = max(3, int(length_px * scale))
         # rotate about the fiber centre into a square that just holds the inspected circle: the
         # circle turns onto itself, so no pixel of it is lost and no corner is wasted
@@ -262,7 +266,7 @@ class ScratchDetector:
         kept, peaks = kept[line_like], peaks[line_like]
         strongest = _strongest_angle(angle_of[kept], back[kept].mean(axis=1), responses, np.stack(turns))
         kept, peaks = kept[strongest], peaks[strongest]
-        signs = _polarity_along(centred[0], centred[1], back[kept])
+        signs = _polarity_along((dark, bright), levels, labels, back[kept])
         full = (back[kept] + 0.5) / scale - 0.5  # to full-resolution window px
         lines = [
             _Line(ends[0], ends[1], peak / _FIXED / line_noise, sign)
@@ -535,16 +539,25 @@ def _strongest_angle(
     return own >= 0.9 * best.max(axis=1)
 
 
-def _polarity_along(dark: np.ndarray, bright: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """Majority polarity (-1 dark, +1 bright: the larger of the centred `dark` and `bright`
-    residuals) at five points along each of the (n, 2, 2) segments (half-res px). Returns (n,) float."""
+def _polarity_along(
+    residuals: tuple[np.ndarray, np.ndarray],
+    levels: list[np.ndarray],
+    labels: np.ndarray,
+    segments: np.ndarray,
+) -> np.ndarray:
+    """Majority polarity (-1 dark, +1 bright: the larger residual less its zone's level) at five
+    points along each of the (n, 2, 2) segments (half-res px). residuals: (dark, bright) uint8;
+    levels: each one's float32 level per label. Returns (n,) float."""
     a, b = segments[:, None, 0], segments[:, None, 1]
     pts = np.rint(a + np.linspace(0.1, 0.9, 5)[None, :, None] * (b - a)).astype(int)  # (n, 5, 2)
-    h, w = dark.shape
+    h, w = labels.shape
     ok = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
     at = np.clip(pts[..., 1], 0, h - 1) * w + np.clip(pts[..., 0], 0, w - 1)
-    polarity = np.where(np.take(bright, at) > np.take(dark, at), 1.0, -1.0)
-    votes = np.where(ok, polarity, 0.0)
+    zone = np.take(labels, at)
+    dark, bright = (
+        np.take(res, at).astype(np.float32) - level[zone] for res, level in zip(residuals, levels)
+    )
+    votes = np.where(ok, np.where(bright > dark, 1.0, -1.0), 0.0)
     return np.where(votes.sum(axis=1) > 0, 1.0, -1.0)
 
 
