@@ -253,13 +253,15 @@ class ScratchDetector:
         rotations = [rot[[1, 0], :] if k >= n // 2 else rot for k, rot in enumerate(turns)]
         inverses = np.stack([cv2.invertAffineTransform(rot) for rot in rotations])  # (n_angles, 2, 3)
         back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
-        # each test below keeps or drops a run on its own: the cheap one first, the rest on what
-        # is left (most runs lie along the edges of the turned frames, outside the inspected area)
-        # a line whose across-profile never lies wholly in the inspected area runs along a guard
+        # each test below keeps or drops a run on its own: the cheap one first, the others on what
+        # is left (most runs lie along the edges of the turned frames, outside the inspected area).
+        # A line whose across-profile never lies wholly in the inspected area runs along a guard
         # band (the fiber's own edge): nothing to follow there
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
         reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) * scale
         kept = np.flatnonzero(_followable(back, usable_half, reach_half))
+        if not kept.size:
+            return []  # as on most images
         peaks, along_at_peak = _box_peaks(responses, alongs, angle_of[kept], *(edge[kept] for edge in boxes))
         # about as strong across as along: a blob, the region detector's
         line_like = peaks >= _MIN_LINENESS * (along_at_peak - _OFFSET)
@@ -421,7 +423,8 @@ def _line_runs(
     """
     n, side = responses.shape[0], responses.shape[1]
     hits = cv2.compare(responses.reshape(n * side, side), threshold, cv2.CMP_GT).reshape(n, side, side)
-    hits[n // 2 :] = hits[n // 2 :].transpose(0, 2, 1).copy()
+    for frame in hits[n // 2 :]:
+        cv2.transpose(frame, dst=frame)  # square: OpenCV transposes in place, 3x NumPy's copy
     hits[:, 0] = 0
     hits[:, -1] = 0
     runs = cv2.morphologyEx(hits.reshape(n * side, side), cv2.MORPH_OPEN, run_kernel)
