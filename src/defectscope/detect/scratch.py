@@ -114,7 +114,7 @@ class ScratchDetector:
             guards=guards,
             outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM),
         )
-        usable = ((labels_full != OUTSIDE) & (labels_full != GUARD)).astype(np.uint8)
+        usable = cv2.inRange(labels_full, OUTSIDE + 1, GUARD - 1)  # 255 in the zones, off the guards
         # blur of the residual: the optics' (measured on the cladding edge) and our 3x3 Gaussian's
         psf = math.hypot(geometry.edge_sigma_px or _DEFAULT_PSF_SIGMA_PX, _PRE_BLUR_SIGMA_PX)
 
