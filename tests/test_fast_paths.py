@@ -10,7 +10,11 @@ from defectscope.detect.base import (
     _band_radii,
     _median_by_bin,
     within_radii,
+    zone_medians,
+    zone_noise,
 )
+from defectscope.detect.scratch import _box_peaks, _running_median
+from defectscope.numeric import median, median_axis0, percentile
 
 
 def _median_by_bin_reference(samples: np.ndarray) -> np.ndarray:
@@ -47,3 +51,50 @@ def test_within_radii_clears_the_same_pixels_as_a_ring_mask():
     found = within_radii(labels, window, centre_xy, inner_px=12.7, outer_px=45.2)
     assert np.array_equal(found, expected)
     assert within_radii(labels, window, centre_xy, inner_px=12.7)[labels.shape[0] // 2, 0] == 3
+
+
+def test_scratch_medians_and_quartile_match_numpy():
+    rng = np.random.default_rng(7)
+    for n in range(1, 60):
+        values = rng.integers(0, 6, n).astype(np.float32) / 3  # few levels: many ties
+        assert median(values) == np.median(values)
+        table = rng.normal(size=(n, 9)).astype(np.float32)
+        assert np.array_equal(median_axis0(table), np.median(table, axis=0))
+        counts = rng.integers(0, 50, n, dtype=np.uint16)  # the line noise's quartile of uint16 responses
+        assert percentile(counts.astype(np.float64), 75) == np.percentile(counts, 75)
+
+
+def test_running_median_matches_the_padded_sliding_window():
+    rng = np.random.default_rng(8)
+    for size in range(1, 30):
+        values = rng.integers(0, 5, 40).astype(np.float32)
+        before = size // 2
+        padded = np.pad(values, (before, size - 1 - before), mode="edge")
+        windows = np.lib.stride_tricks.sliding_window_view(padded, size)
+        assert np.array_equal(_running_median(values, size), np.sort(windows, axis=1)[:, before])
+
+
+def test_box_peaks_match_argmax_box_by_box():
+    rng = np.random.default_rng(9)
+    n, side = 12, 40
+    responses = rng.integers(0, 4, (n, side, side), dtype=np.uint16)  # ties: the first one counts
+    alongs = rng.integers(0, 9000, (n, side, side), dtype=np.uint16)
+    k = rng.integers(0, n, 50)
+    x0, y0 = rng.integers(0, side - 8, 50), rng.integers(0, side - 8, 50)
+    x1, y1 = x0 + rng.integers(1, 8, 50), y0 + rng.integers(1, 8, 50)
+    peaks, at_peak = _box_peaks(responses, alongs, k, x0, x1, y0, y1)
+    for j in range(50):
+        if k[j] < n // 2:
+            part = np.s_[k[j], y0[j] : y1[j], x0[j] : x1[j]]
+        else:  # stored untransposed
+            part = np.s_[k[j], x0[j] : x1[j], y0[j] : y1[j]]
+        box, along = responses[part], alongs[part]
+        assert peaks[j] == box.max() and at_peak[j] == along.flat[box.argmax()]
+
+
+def test_zone_medians_are_zone_noise_medians():
+    rng = np.random.default_rng(10)
+    labels = rng.choice(np.array([0, 1, 2, 3, 255], np.uint8), (60, 70))
+    labels[:, :10] = 2  # zone 4 is empty
+    residual = rng.integers(0, 9, labels.shape, dtype=np.uint8)
+    assert np.array_equal(zone_medians(residual, labels, 4), zone_noise(residual, labels, 4)[0])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from defectscope.detect.scratch import _follow
+from defectscope.detect.base import Window, domain_rank_residuals
+from defectscope.detect.scratch import _follow, _TopHats
 from defectscope.inspector import Inspector
-from defectscope.profile import ScratchParams, SizeBand
-from defectscope.records import DefectKind, Status
+from defectscope.profile import DetectionParams, ScratchParams, SizeBand
+from defectscope.records import DefectKind, Geometry, Status
 from defectscope.synth import ScratchSpec, make_scene, random_scene, render_scene, shipped_profiles
 from defectscope.synth.dataset import image_seed, planned_target
 
@@ -83,3 +85,40 @@ def test_lines_are_sought_only_as_far_out_as_the_profile_limits_scratches(sm_upc
     (scratch,) = [d for d in judged.defects if d.kind == DefectKind.SCRATCH]
     assert scratch.zone == "D" and scratch.size_um == pytest.approx(4.0, abs=0.8)
     assert scratch.length_um == pytest.approx(50.0, abs=8.0)
+
+
+def test_top_hats_filled_where_asked_equal_the_whole_images():
+    """The scratch refinement filters boxes of the window only: each box's values must be the
+    whole-image top-hats', whichever order boxes, the ferrule and explained lines come in."""
+    rng = np.random.default_rng(5)
+    size_px = 300
+    img = np.full((size_px, size_px), 170, np.uint8)
+    cv2.circle(img, (150, 152), 100, 90, -1)
+    img = cv2.add(img, rng.integers(0, 25, img.shape, dtype=np.uint8))
+    cv2.line(img, (40, 60), (260, 230), 40, 2)
+    cv2.line(img, (30, 250), (270, 90), 210, 1)
+    where = dict(
+        window_px=31,
+        geometry=Geometry(center_xy=(150.0, 152.0), cladding_radius_px=100, um_per_px=0.5),
+        window=Window(0, 0, size_px, size_px),
+        params=DetectionParams(),
+    )
+    fiber = domain_rank_residuals(img, **where, top_hat=0, domain="fiber")
+    ferrule = domain_rank_residuals(img, **where, top_hat=0, domain="ferrule")
+    lazy = _TopHats(img, **where, polarity=0, explained=np.zeros(img.shape, np.uint8))
+    wide = np.zeros(img.shape, np.uint8)
+    cv2.line(wide, (40, 60), (260, 230), 1, 9)
+    # across the edge, off the fiber, within the fiber only, and the window's edges
+    boxes = [(60, 70, 90, 200), (10, 5, 40, 30), (120, 120, 180, 180), (100, 100, 280, 290), (0, 0, 299, 299)]
+    for stage in ("fiber", "explained", "both"):
+        if stage == "explained":
+            lazy.explain(wide)
+        if stage == "both":
+            lazy.add_ferrule()
+        for x0, y0, x1, y1 in boxes:
+            ys, xs = np.mgrid[y0:y1:7j, x0:x1:5j].astype(np.float32)
+            for sign in (-1, 1):
+                got = lazy.covering(xs, ys, sign)[y0:y1, x0:x1]
+                want = fiber[sign > 0] if stage != "both" else np.maximum(fiber[sign > 0], ferrule[sign > 0])
+                want = np.where(wide > 0, 0, want) if stage != "fiber" else want
+                np.testing.assert_array_equal(got, want[y0:y1, x0:x1])

@@ -29,8 +29,12 @@ __all__ = [
     "zone_label_map",
     "within_radii",
     "domain_rank_residuals",
+    "DomainImages",
+    "domain_images",
+    "top_hats",
     "rank_residuals",
     "zone_noise",
+    "zone_medians",
     "components",
     "concentric_ring",
     "GUARD",
@@ -351,8 +355,8 @@ def domain_rank_residuals(
     scratch and the bright ferrule across the cladding edge, or between a particle and the
     fiber -- and an opening does the same with bright gaps. Each domain is therefore filtered on
     an image where everything outside it (the other domain and the edge guard band) is replaced
-    by the domain's own level at its edge, direction by direction; the residuals are 0 in the
-    guard band. `pixels` is `window` of the frame, resampled by `scale`.
+    by the domain's own level at its edge, direction by direction (`domain_images`); the
+    residuals are 0 in the guard band. `pixels` is `window` of the frame, resampled by `scale`.
     top_hat: instead of rank residuals, plain top-hats of one polarity, -1 dark (closing -
     pixels) or +1 bright (pixels - opening), or 0 both; one not asked for comes back all zero.
     A bright line's width is measured on these (a closing first shaves the inner side of a
@@ -360,6 +364,69 @@ def domain_rank_residuals(
     domain: compute only the fiber's residuals (0 elsewhere; `pixels` need only hold the fiber and
     a window's reach around it) or only the ferrule's (0 on the fiber), e.g. at different scales.
     """
+    images = domain_images(
+        pixels,
+        window_px=window_px,
+        geometry=geometry,
+        window=window,
+        params=params,
+        scale=scale,
+        domain=domain,
+    )
+    if images is None:
+        return rank_residuals(pixels, window_px=window_px)
+
+    def residuals(filled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if top_hat is None:
+            return rank_residuals(filled, window_px=window_px)
+        return top_hats(filled, window_px=window_px, polarity=top_hat)
+
+    box = images.box
+    if domain == "fiber":
+        dark, bright = np.zeros_like(pixels), np.zeros_like(pixels)
+    else:  # the ferrule: the whole window, with the fiber and the guard band at the ferrule's level
+        dark, bright = residuals(images.ferrule)
+        for out in (dark, bright):  # the guard band has no residual (x - x under the mask: a SIMD pass)
+            cv2.subtract(out[box], out[box], dst=out[box], mask=images.hole)
+    if domain != "ferrule":  # the fiber: its box, with the guard band and the ferrule at the fiber's level
+        for out, inside in zip((dark, bright), residuals(images.fiber)):
+            cv2.copyTo(inside, images.disc, out[box])
+    return dark, bright
+
+
+@dataclass(frozen=True)
+class DomainImages:
+    """The images `domain_rank_residuals` filters, one per domain (None: not asked for).
+
+    box: the box about the fiber, (rows, cols) slices of `pixels`.
+    fiber: box-shaped uint8, the fiber with the guard band and the ferrule at the fiber's level
+    at its edge; its residuals count inside `disc` (box-shaped uint8 mask, 255 on the fiber).
+    ferrule: `pixels`-shaped uint8, with the fiber and the guard band at the ferrule's level at
+    its edge; its residuals count outside `hole` (box-shaped uint8 mask, 255 inside the guard's
+    outer edge).
+    """
+
+    box: tuple[slice, slice]
+    fiber: np.ndarray | None
+    disc: np.ndarray | None
+    ferrule: np.ndarray | None
+    hole: np.ndarray | None
+
+
+def domain_images(
+    pixels: np.ndarray,
+    *,
+    window_px: int,
+    geometry: Geometry,
+    window: Window,
+    params: DetectionParams,
+    scale: float = 1.0,
+    domain: Literal["both", "fiber", "ferrule"] = "both",
+) -> DomainImages | None:
+    """The filled images of the domains asked for (arguments as `domain_rank_residuals`); None
+    when the fiber lies outside `pixels` or an edge band outside the frame: one domain, filtered
+    as it is. A caller may filter only parts of them: a closing or an opening at a pixel depends
+    on the pixels within one window of it, and on nothing else."""
     h, w = pixels.shape
     cx, cy = window.scaled_xy(geometry.center_xy, scale)
     radius = geometry.cladding_radius_px * scale
@@ -373,8 +440,7 @@ def domain_rank_residuals(
     box = np.s_[y0 : max(y0, min(h, int(cy) + reach + 1)), x0 : max(x0, min(w, int(cx) + reach + 1))]
     local = pixels[box]
     if local.size == 0:  # the fiber lies outside `pixels`: one domain
-        return rank_residuals(pixels, window_px=window_px)
-    centre_local = (cx - x0, cy - y0)
+        return None
     levels = _edge_levels(
         pixels,
         (cx, cy),
@@ -386,35 +452,30 @@ def domain_rank_residuals(
         sides=(domain != "ferrule", domain != "fiber"),
     )
     if levels is None:
-        return rank_residuals(pixels, window_px=window_px)
-    at = (round(centre_local[0] * _ONE), round(centre_local[1] * _ONE))
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-
-    def residuals(filled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if top_hat is None:
-            return rank_residuals(filled, window_px=window_px)
-        zero = np.zeros_like(filled)
-        d = cv2.subtract(cv2.morphologyEx(filled, cv2.MORPH_CLOSE, kernel), filled) if top_hat <= 0 else zero
-        b = cv2.subtract(filled, cv2.morphologyEx(filled, cv2.MORPH_OPEN, kernel)) if top_hat >= 0 else zero
-        return d, b
-
-    if domain == "fiber":
-        dark, bright = np.zeros_like(pixels), np.zeros_like(pixels)
-    else:  # the ferrule: the whole window, with the fiber and the guard band at the ferrule's level
+        return None
+    at = (round((cx - x0) * _ONE), round((cy - y0) * _ONE))
+    fiber = disc = ferrule = hole = None
+    if domain != "fiber":
         hole = np.zeros(local.shape, np.uint8)
         cv2.circle(hole, at, round(outer * _ONE), 255, -1, shift=_SHIFT)
         ferrule = pixels.copy()
         cv2.copyTo(levels[1], hole, ferrule[box])
-        dark, bright = residuals(ferrule)
-        for out in (dark, bright):  # the guard band has no residual (x - x under the mask: a SIMD pass)
-            cv2.subtract(out[box], out[box], dst=out[box], mask=hole)
-    if domain != "ferrule":  # the fiber: its box, with the guard band and the ferrule at the fiber's level
+    if domain != "ferrule":
         disc = np.zeros(local.shape, np.uint8)
         cv2.circle(disc, at, max(0, round(inner * _ONE)), 255, -1, shift=_SHIFT)
         fiber = levels[0]
         cv2.copyTo(local, disc, fiber)
-        for out, inside in zip((dark, bright), residuals(fiber)):
-            cv2.copyTo(inside, disc, out[box])
+    return DomainImages(box, fiber, disc, ferrule, hole)
+
+
+def top_hats(pixels: np.ndarray, *, window_px: int, polarity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Plain top-hats of uint8 `pixels` with a square window: (dark, bright), dark = closing -
+    pixels when `polarity` <= 0 and bright = pixels - opening when `polarity` >= 0, else zero."""
+    size = max(3, int(window_px) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    zero = np.zeros_like(pixels)
+    dark = cv2.subtract(cv2.morphologyEx(pixels, cv2.MORPH_CLOSE, kernel), pixels) if polarity <= 0 else zero
+    bright = cv2.subtract(pixels, cv2.morphologyEx(pixels, cv2.MORPH_OPEN, kernel)) if polarity >= 0 else zero
     return dark, bright
 
 
@@ -560,9 +621,7 @@ def zone_noise(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> tuple[
     histogram of every other row and column (noise is a property of the zone, not of single
     pixels), so a few defects do not move it. A zone with no pixels gets (0, 0).
     """
-    hist2d = cv2.calcHist(
-        [labels[::2, ::2], residual[::2, ::2]], [0, 1], None, [n_zones + 1, 256], [0, n_zones + 1, 0, 256]
-    )
+    hist2d = _zone_histograms(residual, labels, n_zones)
     median = np.zeros(n_zones + 1, np.float32)
     spread = np.zeros(n_zones + 1, np.float32)
     levels = np.arange(256)
@@ -575,6 +634,24 @@ def zone_noise(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> tuple[
         median[z] = med
         spread[z] = 1.4826 * _hist_quantile(dev_hist, 0.5)
     return median, spread
+
+
+def zone_medians(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> np.ndarray:
+    """`zone_noise`'s median alone, (n_zones + 1,) float32: the spread costs as much again."""
+    hist2d = _zone_histograms(residual, labels, n_zones)
+    median = np.zeros(n_zones + 1, np.float32)
+    for z in range(1, n_zones + 1):
+        if hist2d[z].sum() > 0:
+            median[z] = _hist_quantile(hist2d[z], 0.5)
+    return median
+
+
+def _zone_histograms(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> np.ndarray:
+    """(n_zones + 1, 256) float32 histograms of a uint8 residual per label, over every other row
+    and column (labels above n_zones are not counted)."""
+    return cv2.calcHist(
+        [labels[::2, ::2], residual[::2, ::2]], [0, 1], None, [n_zones + 1, 256], [0, n_zones + 1, 0, 256]
+    )
 
 
 def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

@@ -18,26 +18,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import cv2
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
+from ..numeric import median, median_axis0, percentile
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import (
     GUARD,
     OUTSIDE,
+    DomainImages,
     Window,
     detection_radius_px,
+    domain_images,
     domain_rank_residuals,
     fiber_guards,
     inspection_window,
+    top_hats,
     window_about,
     within_radii,
     zone_label_map,
-    zone_noise,
+    zone_medians,
 )
 
 __all__ = ["ScratchDetector", "width_from_profile"]
@@ -88,30 +92,30 @@ class ScratchDetector:
             return CandidateMap.empty(self.name, roi.shape, (win.x0, win.y0))
         # lines are followed on plain top-hats of the polarities found (a closing first shaves the
         # inner side of a curved bright line), per domain so nothing reaches across the cladding
-        # edge; the ferrule's only once a line reaches towards it (most candidates lie inside)
+        # edge; the ferrule's only once a line reaches towards it (most candidates lie inside);
+        # each only where a line is followed
         blurred = cv2.GaussianBlur(roi, (3, 3), 0)
         signs = {line.sign for line in lines}
-        top_hats = partial(
-            domain_rank_residuals,
+        explained = np.zeros(roi.shape, np.uint8)
+        residuals = _TopHats(
             blurred,
             window_px=int(p.window_um / um),
             geometry=geometry,
             window=win,
             params=self.detection,
-            top_hat=int(signs.pop()) if len(signs) == 1 else 0,
+            polarity=int(signs.pop()) if len(signs) == 1 else 0,
+            explained=explained,
         )
-        dark, bright = top_hats(domain="fiber")
         centre = np.array(win.local_xy(geometry.center_xy))
         fiber_px = geometry.cladding_radius_px - self.detection.edge_guard_inner_um / um
         pad_px = p.line_length_um / um  # how far `_refine` looks beyond a candidate's ends at first
-        ferrule_pending = True
         labels_full = zone_label_map(
             geometry,
             win,
             guards=guards,
             outer_radius_px=detection_radius_px(geometry, self.detection, margin_um=_MARGIN_UM),
         )
-        usable = ((labels_full != OUTSIDE) & (labels_full != GUARD)).astype(np.uint8)
+        usable = cv2.inRange(labels_full, OUTSIDE + 1, GUARD - 1)  # 255 in the zones, off the guards
         # blur of the residual: the optics' (measured on the cladding edge) and our 3x3 Gaussian's
         psf = math.hypot(geometry.edge_sigma_px or _DEFAULT_PSF_SIGMA_PX, _PRE_BLUR_SIGMA_PX)
 
@@ -119,17 +123,13 @@ class ScratchDetector:
         scores, contrasts, widths, polylines = [], [], [], []
         # strongest first, each followed on what stronger scratches left: weaker candidates along
         # a strong scratch's sides or through its crossings are its echoes, not scratches
-        explained = np.zeros(roi.shape, np.uint8)
         for line in lines:
             mid = np.rint((line.p0 + line.p1) / 2).astype(int)
             if explained[np.clip(mid[1], 0, roi.shape[0] - 1), np.clip(mid[0], 0, roi.shape[1] - 1)]:
                 continue
-            if ferrule_pending and _reach_px(line, centre, pad_px) > fiber_px:
-                for have, more in zip((dark, bright), top_hats(domain="ferrule")):
-                    cv2.subtract(more, more, dst=more, mask=explained)  # nothing where lines are explained
-                    cv2.max(have, more, dst=have)  # the domains do not overlap (nor add up in a fallback)
-                ferrule_pending = False
-            found = _refine(line, dark, bright, usable, psf, p, um)
+            if not residuals.with_ferrule and _reach_px(line, centre, pad_px) > fiber_px:
+                residuals.add_ferrule()
+            found = _refine(line, residuals, usable, psf, p, um)
             if found is None:
                 continue
             polyline, width_px, contrast, snr = found
@@ -152,9 +152,7 @@ class ScratchDetector:
             widths.append(width_px)
             polylines.append(polyline.astype(np.float32))
             wide = cv2.dilate(band, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
-            for residual in (dark, bright):
-                cv2.subtract(residual, residual, dst=residual, mask=wide)
-            cv2.bitwise_or(explained, wide * 255, dst=explained)
+            residuals.explain(wide)
         n = len(scores)
         return CandidateMap(
             self.name,
@@ -196,22 +194,25 @@ class ScratchDetector:
             params=self.detection,
             scale=scale,
         )
-        # each polarity centred on its zone's median; nothing outside the zones or on the guards
-        n_zones = len(geometry.zones)
-        centred = []
-        for res in (dark, bright):
-            median, _ = zone_noise(res, labels, n_zones)
-            level = np.zeros(256, np.float32)
-            level[1 : n_zones + 1] = median[1:]
-            centred.append(res.astype(np.float32) - level[labels])
-        usable = np.ones(256, np.float32)
-        usable[[OUTSIDE, GUARD]] = 0.0
-        residual = np.maximum(centred[0], centred[1]) * usable[labels]
-        polarity = np.where(centred[1] > centred[0], np.float32(1.0), np.float32(-1.0))
-        # the rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
+        # each polarity centred on its zone's median; nothing outside the zones or on the guards.
+        # The rotated filters run in unsigned 16-bit fixed point (1/16 grey, offset so 0 grey is
         # _OFFSET): OpenCV's fastest warp and box filter; the subtraction saturates at 0, which
         # keeps exactly the line-like (positive) part of the response
-        fixed = np.clip(np.rint(residual * _FIXED + _OFFSET), 0, 65535).astype(np.uint16)
+        n_zones = len(geometry.zones)
+        levels = []  # per label, each polarity's level (0 outside the zones)
+        at = labels.astype(np.intp) << 8  # (label, grey) -> index of a table row and column
+        fixed = None
+        for res in (dark, bright):
+            level = np.zeros(256, np.float32)
+            level[1 : n_zones + 1] = zone_medians(res, labels, n_zones)[1:]
+            levels.append(level)
+            # the larger polarity by tables of every (zone, grey): the fixed-point map is monotone
+            # in the residual, so it commutes with the maximum (the same bits, a third of the passes)
+            table = np.full((256, 256), _OFFSET, np.uint16)  # outside and guards: a zero residual
+            centred = np.arange(256, dtype=np.float32)[None, :] - level[1 : n_zones + 1, None]
+            table[1 : n_zones + 1] = np.clip(np.rint(centred * _FIXED + _OFFSET), 0, 65535)
+            this = np.take(table, at | res)
+            fixed = this if fixed is None else np.maximum(fixed, this, out=fixed)
         half_len = max(3, int(length_px * scale))
         # rotate about the fiber centre into a square that just holds the inspected circle: the
         # circle turns onto itself, so no pixel of it is lost and no corner is wasted
@@ -241,59 +242,197 @@ class ScratchDetector:
             cv2.subtract(along_rows, along_cols, dst=responses[k])
             cv2.subtract(along_cols, along_rows, dst=responses[k + n // 2])
             turns[k] = turns[k + n // 2] = rot
-            if (
-                line_noise is None
-            ):  # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
-                inside = responses[k][::2, ::2][turned[::2, ::2] != _OFFSET]
-                line_noise = max(
-                    float(np.percentile(inside, 75)) / 0.674 / _FIXED if inside.size else 0.0, 0.25
-                )
+            if line_noise is None:
+                # response >= 0 keeps half of symmetric noise: its 75th percentile is 0.674 sigma
+                inside = responses[k][::2, ::2][turned[::2, ::2] != _OFFSET].astype(np.float64)
+                quartile = float(percentile(inside, 75)) if inside.size else 0.0
+                line_noise = max(quartile / 0.674 / _FIXED, 0.25)
         # integer responses above the threshold are those above its floor
         threshold = math.floor(max(p.k_sigma * line_noise, p.min_contrast_grey / 2) * _FIXED)
-        found = _line_runs(responses, alongs, threshold, run_kernel, min_run)
-        if not found:
-            return []
+        angle_of, ends, boxes = _line_runs(responses, threshold, run_kernel, min_run)
         # ends found in a transposed view are (row, col) of the turned frame: swap the rotation's rows
         rotations = [rot[[1, 0], :] if k >= n // 2 else rot for k, rot in enumerate(turns)]
         inverses = np.stack([cv2.invertAffineTransform(rot) for rot in rotations])  # (n_angles, 2, 3)
-        angle_of = np.array([k for k, _, _ in found])
-        ends = np.stack([e for _, e, _ in found])  # (n, 2, 2) in rotated frames
         back = np.einsum("nij,nkj->nki", inverses[angle_of, :, :2], ends) + inverses[angle_of, None, :, 2]
-        keep = _strongest_angle(angle_of, back.mean(axis=1), responses, np.stack(turns))
-        # a line whose across-profile never lies wholly in the inspected area runs along a guard
+        # each test below keeps or drops a run on its own: the cheap one first, the others on what
+        # is left (most runs lie along the edges of the turned frames, outside the inspected area).
+        # A line whose across-profile never lies wholly in the inspected area runs along a guard
         # band (the fiber's own edge): nothing to follow there
         usable_half = (labels != OUTSIDE) & (labels != GUARD)
         reach_half = (p.max_width_um / geometry.um_per_px / 2 + 3) * scale
-        keep &= _followable(back, usable_half, reach_half)
-        signs = _polarity_along(polarity, back)
-        full = (back + 0.5) / scale - 0.5  # to full-resolution window px
+        kept = np.flatnonzero(_followable(back, usable_half, reach_half))
+        if not kept.size:
+            return []  # as on most images
+        peaks, along_at_peak = _box_peaks(responses, alongs, angle_of[kept], *(edge[kept] for edge in boxes))
+        # about as strong across as along: a blob, the region detector's
+        line_like = peaks >= _MIN_LINENESS * (along_at_peak - _OFFSET)
+        kept, peaks = kept[line_like], peaks[line_like]
+        strongest = _strongest_angle(angle_of[kept], back[kept].mean(axis=1), responses, np.stack(turns))
+        kept, peaks = kept[strongest], peaks[strongest]
+        signs = _polarity_along((dark, bright), levels, labels, back[kept])
+        full = (back[kept] + 0.5) / scale - 0.5  # to full-resolution window px
         lines = [
-            _Line(ends[0], ends[1], peak / line_noise, sign)
-            for ends, (_, _, peak), sign, ok in zip(full, found, signs, keep)
-            if ok
+            _Line(ends[0], ends[1], peak / _FIXED / line_noise, sign)
+            for ends, peak, sign in zip(full, peaks.tolist(), signs)
         ]
         return _merge(sorted(lines, key=lambda ln: -ln.snr))[:_MAX_LINES]
 
 
-def _line_runs(
-    responses: np.ndarray, alongs: np.ndarray, threshold: int, run_kernel: np.ndarray, min_run: int
-) -> list[tuple[int, np.ndarray, float]]:
-    """Runs of line response above `threshold` in every direction: (direction k, ends (2, 2) as
-    (col, row) of its turned frame -- transposed for k >= n/2 --, peak response in grey).
+class _TopHats:
+    """The plain top-hats `domain_rank_residuals(blurred, ..., top_hat=polarity)` gives per
+    domain -- the fiber's, and the ferrule's too once `add_ferrule` is called -- with 0 wherever
+    `explained` is set, filled in only where `covering` asks for them, one polarity at a time.
 
-    responses, alongs: (n, D, D) fixed-point maps; in the frames of the second half the lines run
-    along columns. All directions are thresholded, opened and traced at once, stacked into one
-    image (their frames kept apart by an empty first and last row), each run along its rows.
+    Most of the window holds no line, and at full resolution the filters' window is ~46 px:
+    filtering the whole fiber box and window cost more than following every line. A closing or
+    an opening at a pixel depends only on the pixels within one window of it, so a box filtered
+    with that margin holds the whole image's values. A domain that cannot be split
+    (`domain_images` is None) is filtered whole, as `domain_rank_residuals` does it.
+    """
+
+    def __init__(
+        self,
+        blurred: np.ndarray,
+        *,
+        window_px: int,
+        geometry: Geometry,
+        window: Window,
+        params: DetectionParams,
+        polarity: int,
+        explained: np.ndarray,
+    ):
+        self._blurred = blurred
+        self._where = {"window_px": window_px, "geometry": geometry, "window": window, "params": params}
+        self._window_px = window_px
+        self._polarity = polarity
+        # a closing reaches (size - 1) px: its dilation, then its erosion
+        self._margin_px = max(3, int(window_px) | 1)
+        self.explained = explained  # uint8, nonzero where a found scratch explains the residual
+        self.with_ferrule = False
+        self._ferrule: DomainImages | None = None
+        self._fiber = domain_images(blurred, **self._where, domain="fiber")
+        self._lazy = self._fiber is not None
+        if self._lazy:
+            self._residuals = {-1: np.zeros_like(blurred), 1: np.zeros_like(blurred)}
+            self._done = {sign: np.zeros(blurred.shape, np.uint8) for sign in (-1, 1)}  # 1: holds its value
+        else:
+            dark, bright = domain_rank_residuals(blurred, **self._where, top_hat=polarity, domain="fiber")
+            self._residuals = {-1: dark, 1: bright}
+
+    def add_ferrule(self) -> None:
+        """From now on the ferrule's top-hats count too (the domains do not overlap)."""
+        self.with_ferrule = True
+        if self._lazy:
+            self._ferrule = domain_images(self._blurred, **self._where, domain="ferrule")
+            if self._ferrule is not None:
+                for done in self._done.values():
+                    done[:] = 0  # filled again, with both domains, where asked for
+                return
+            h, w = self._blurred.shape
+            for sign in (-1, 1):  # the fiber's, everywhere
+                self._fill(0, 0, w, h, sign)
+            self._lazy = False
+        more = domain_rank_residuals(self._blurred, **self._where, top_hat=self._polarity, domain="ferrule")
+        for have, extra in zip((self._residuals[-1], self._residuals[1]), more):
+            cv2.subtract(extra, extra, dst=extra, mask=self.explained)
+            cv2.max(have, extra, dst=have)  # nor do they add up in a fallback
+
+    def explain(self, wide: np.ndarray) -> None:
+        """Nothing is left where `wide` (uint8, 1 on a found scratch and its sides) is set."""
+        for residual in self._residuals.values():
+            cv2.subtract(residual, residual, dst=residual, mask=wide)
+        cv2.bitwise_or(self.explained, wide * 255, dst=self.explained)
+
+    def covering(self, map_x: np.ndarray, map_y: np.ndarray, sign: float) -> np.ndarray:
+        """The dark (`sign` -1) or bright (+1) top-hat, window-sized, with its values wherever a
+        bilinear `cv2.remap` on these (affine) maps reads: the box of the maps' corners, a pixel
+        wider on each side."""
+        key = -1 if sign < 0 else 1
+        if self._lazy:
+            h, w = self._blurred.shape
+            xs, ys = map_x[[0, 0, -1, -1], [0, -1, 0, -1]], map_y[[0, 0, -1, -1], [0, -1, 0, -1]]
+            x0, x1 = max(0, int(np.floor(xs.min())) - 1), min(w, int(np.floor(xs.max())) + 3)
+            y0, y1 = max(0, int(np.floor(ys.min())) - 1), min(h, int(np.floor(ys.max())) + 3)
+            if x1 > x0 and y1 > y0:
+                todo = self._done[key][y0:y1, x0:x1] == 0
+                if todo.any():  # only what is not there yet: the box of the missing pixels
+                    bx, by, bw, bh = cv2.boundingRect(todo.view(np.uint8))
+                    self._fill(x0 + bx, y0 + by, x0 + bx + bw, y0 + by + bh, key)
+        return self._residuals[key]
+
+    def _fill(self, x0: int, y0: int, x1: int, y1: int, sign: int) -> None:
+        """Filter columns x0..x1, rows y0..y1 of the window for one polarity (each domain on that
+        box plus a margin of one window within its image) and mark them done."""
+        out = self._residuals[sign][y0:y1, x0:x1]
+        out[:] = 0
+        if sign != self._polarity and self._polarity != 0:
+            self._done[sign][y0:y1, x0:x1] = 1  # a polarity not asked for stays zero
+            return
+        fiber = self._fiber
+        inside = self._in_box(fiber, x0, y0, x1, y1)
+        if inside is not None and cv2.countNonZero(fiber.disc[inside[1]]):  # the fiber's, in its disc
+            here, local = inside
+            cv2.copyTo(self._filtered(fiber.fiber, local, sign), fiber.disc[local], out[here])
+        ferrule = self._ferrule
+        inside = self._in_box(ferrule, x0, y0, x1, y1) if ferrule is not None else None
+        hole = ferrule.hole[inside[1]] if inside is not None else None
+        in_hole = hole is not None and hole.size == out.size and cv2.countNonZero(hole) == hole.size
+        if ferrule is not None and not in_hole:  # the ferrule's, on the window image, outside its hole
+            part = self._filtered(ferrule.ferrule, np.s_[y0:y1, x0:x1], sign)
+            if hole is not None:
+                cv2.subtract(part[inside[0]], part[inside[0]], dst=part[inside[0]], mask=hole)
+            cv2.max(out, part, dst=out)
+        cv2.subtract(out, out, dst=out, mask=self.explained[y0:y1, x0:x1])
+        self._done[sign][y0:y1, x0:x1] = 1
+
+    @staticmethod
+    def _in_box(images: DomainImages, x0: int, y0: int, x1: int, y1: int):
+        """The part of window box x0..x1, y0..y1 within the domains' box: (slices of the asked-for
+        box, slices of the domains' box), or None when they do not meet."""
+        rows, cols = images.box
+        ix0, ix1 = max(x0, cols.start), min(x1, cols.stop)
+        iy0, iy1 = max(y0, rows.start), min(y1, rows.stop)
+        if ix1 <= ix0 or iy1 <= iy0:
+            return None
+        here = (slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+        local = (slice(iy0 - rows.start, iy1 - rows.start), slice(ix0 - cols.start, ix1 - cols.start))
+        return here, local
+
+    def _filtered(self, image: np.ndarray, part: tuple[slice, slice], sign: int) -> np.ndarray:
+        """The top-hat of one polarity of `image` on `part` (slices within it): filtered with a
+        window's margin (clipped to the image, whose own edges are treated alike either way)."""
+        rows, cols = part
+        m = self._margin_px
+        r0, c0 = max(0, rows.start - m), max(0, cols.start - m)
+        r1, c1 = min(image.shape[0], rows.stop + m), min(image.shape[1], cols.stop + m)
+        dark, bright = top_hats(image[r0:r1, c0:c1], window_px=self._window_px, polarity=sign)
+        return (dark if sign < 0 else bright)[
+            rows.start - r0 : rows.stop - r0, cols.start - c0 : cols.stop - c0
+        ]
+
+
+def _line_runs(
+    responses: np.ndarray, threshold: int, run_kernel: np.ndarray, min_run: int
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """Runs of line response above `threshold` in every direction, long and thin enough:
+    (direction k (m,), ends (m, 2, 2) as (col, row) of its turned frame -- transposed for
+    k >= n/2 --, boxes (x0, x1, y0, y1) each (m,): the columns and rows each run spans there).
+
+    responses: (n, D, D) fixed-point maps; in the frames of the second half the lines run along
+    columns. All directions are thresholded, opened and traced at once, stacked into one image
+    (their frames kept apart by an empty first and last row), each run along its rows.
     """
     n, side = responses.shape[0], responses.shape[1]
     hits = cv2.compare(responses.reshape(n * side, side), threshold, cv2.CMP_GT).reshape(n, side, side)
-    hits[n // 2 :] = hits[n // 2 :].transpose(0, 2, 1).copy()
+    for frame in hits[n // 2 :]:
+        cv2.transpose(frame, dst=frame)  # square: OpenCV transposes in place, 3x NumPy's copy
     hits[:, 0] = 0
     hits[:, -1] = 0
     runs = cv2.morphologyEx(hits.reshape(n * side, side), cv2.MORPH_OPEN, run_kernel)
     contours, _ = cv2.findContours(runs, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     if not contours:
-        return []
+        none = np.zeros(0, np.int64)
+        return none, np.zeros((0, 2, 2)), (none, none, none, none)
     lengths = np.array([len(c) for c in contours])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     pts = np.concatenate(contours)[:, 0, :]  # (N, 2) x, stacked y
@@ -305,30 +444,40 @@ def _line_runs(
     ends = []
     for x_end in (x_min, x_max):
         at = np.flatnonzero(pts[:, 0] == x_end[owner])
-        first = at[np.unique(owner[at], return_index=True)[1]]
+        first = at[np.flatnonzero(np.diff(owner[at], prepend=-1))]  # owners come in order
         ends.append(pts[first])
     candidates = np.flatnonzero((cw >= min_run) & (ch <= np.maximum(4, 0.3 * cw)))
-    block = y_min // side
-    peaks = np.zeros(len(candidates), np.int64)
-    along_at_peak = np.zeros(len(candidates), np.int64)
-    for j, i in enumerate(candidates.tolist()):  # the peak within each run's box
-        k = int(block[i])
-        y0, y1 = int(y_min[i]) - k * side, int(y_max[i]) + 1 - k * side
-        x0, x1 = int(x_min[i]), int(x_max[i]) + 1
-        if k < n // 2:
-            box = responses[k, y0:y1, x0:x1]
-            row, col = divmod(int(box.argmax()), x1 - x0)
-            peaks[j], along_at_peak[j] = box[row, col], alongs[k, y0 + row, x0 + col]
-        else:  # the frame is stored untransposed: rows and columns swap
-            box = responses[k, x0:x1, y0:y1]
-            col, row = divmod(int(box.argmax()), y1 - y0)
-            peaks[j], along_at_peak[j] = box[col, row], alongs[k, x0 + col, y0 + row]
-    # about as strong across as along: a blob, the region detector's
-    line_like = peaks >= _MIN_LINENESS * (along_at_peak - _OFFSET)
-    candidates, peaks = candidates[line_like], peaks[line_like]
+    block = y_min[candidates] // side
+    top = y_min[candidates] - block * side
     xy = np.stack([ends[0][candidates], ends[1][candidates]], axis=1).astype(np.float64)
-    xy[:, :, 1] -= (block[candidates] * side)[:, None]
-    return [(int(block[i]), e, peak / _FIXED) for i, e, peak in zip(candidates, xy, peaks.tolist())]
+    xy[:, :, 1] -= (block * side)[:, None]
+    return block, xy, (x_min[candidates], x_max[candidates] + 1, top, top + ch[candidates])
+
+
+def _box_peaks(
+    responses: np.ndarray,
+    alongs: np.ndarray,
+    k: np.ndarray,
+    x0: np.ndarray,
+    x1: np.ndarray,
+    y0: np.ndarray,
+    y1: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The peak response within each box (columns x0..x1, rows y0..y1 of turned frame k, read
+    transposed for k >= n/2) and the along-line average there: (peaks, alongs) int64, each at the
+    box's first maximum in stored row order (argmax's). A loop over plain ints: the ~30 boxes
+    hold ~26k pixels, which gathered all at once cost 6x more."""
+    n = responses.shape[0]
+    peaks = np.zeros(len(k), np.int64)
+    along_at_peak = np.zeros(len(k), np.int64)
+    boxes = zip(k.tolist(), x0.tolist(), x1.tolist(), y0.tolist(), y1.tolist())
+    for j, (frame, c0, c1, r0, r1) in enumerate(boxes):
+        if frame >= n // 2:  # the frame is stored untransposed: rows and columns swap
+            c0, c1, r0, r1 = r0, r1, c0, c1
+        row, col = divmod(int(responses[frame, r0:r1, c0:c1].argmax()), c1 - c0)
+        peaks[j] = responses[frame, r0 + row, c0 + col]
+        along_at_peak[j] = alongs[frame, r0 + row, c0 + col]
+    return peaks, along_at_peak
 
 
 def _reach_px(line: _Line, centre: np.ndarray, pad_px: float) -> float:
@@ -339,22 +488,36 @@ def _reach_px(line: _Line, centre: np.ndarray, pad_px: float) -> float:
     return max(float(np.hypot(*(end - centre))) for end in ends)
 
 
+_STATIONS = np.linspace(0.0, 1.0, 16)[None, :, None]  # along each segment, for `_followable`
+
+
 def _followable(segments: np.ndarray, usable: np.ndarray, reach: float) -> np.ndarray:
     """For (n, 2, 2) segments (half-res px): whether somewhere along each the profile across it
     is wholly usable (at 2 of 16 stations at least). Returns (n,) bool."""
     a, b = segments[:, 0], segments[:, 1]
     direction = b - a
     length = np.hypot(direction[:, 0], direction[:, 1])
-    normal = np.stack([-direction[:, 1], direction[:, 0]], axis=1) / np.maximum(length, 1e-9)[:, None]
-    stations = np.linspace(0.0, 1.0, 16)[None, :, None, None]
-    across = np.linspace(-reach, reach, 5)[None, None, :, None]
-    pts = a[:, None, None] + stations * direction[:, None, None] + across * normal[:, None, None]
-    pts = np.rint(pts).astype(int)  # (n, 16, 5, 2)
+    norm = np.maximum(length, 1e-9)
+    normal = (-direction[:, 1] / norm, direction[:, 0] / norm)
+    across = _across(reach)
     h, w = usable.shape
-    inside = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
-    ok = np.zeros(inside.shape, bool)
-    ok[inside] = usable[pts[..., 1][inside], pts[..., 0][inside]]
+    grids = []
+    for i in (0, 1):  # x and y apart: contiguous passes
+        along = a[:, i, None, None] + _STATIONS * direction[:, i, None, None]
+        grids.append(np.rint(along + across * normal[i][:, None, None]).astype(np.int64))  # (n, 16, 5)
+    xs, ys = grids
+    inside = (xs.view(np.uint64) < w) & (ys.view(np.uint64) < h)  # as unsigned, a negative is beyond too
+    ok = np.take(usable, np.where(inside, ys * w + xs, 0)) & inside
     return (ok.all(axis=2).sum(axis=1) >= 2) & (length > 0)
+
+
+@lru_cache(maxsize=8)
+def _across(reach: float) -> np.ndarray:
+    """np.linspace(-reach, reach, 5) as (1, 1, 5): `_followable`'s offsets across a segment
+    (the same for every image at one scale). Read-only."""
+    offsets = np.linspace(-reach, reach, 5)[None, None, :]
+    offsets.flags.writeable = False
+    return offsets
 
 
 def _strongest_angle(
@@ -369,23 +532,36 @@ def _strongest_angle(
     turned = np.einsum("aij,nj->nai", rotations[:, :, :2], points_xy) + rotations[None, :, :, 2]  # (n, A, 2)
     cols = np.clip(np.rint(turned[..., 0]).astype(int), 1, size - 2)
     rows = np.clip(np.rint(turned[..., 1]).astype(int), 1, size - 2)
+    # 3x3 neighbourhood max, vectorised over candidates and angles (np.take on flat indices:
+    # a third of the time of 3-D fancy indexing)
+    at = (np.arange(n_angles)[None, :] * size + rows) * size + cols
     best = np.full(cols.shape, -np.inf, np.float32)
-    a = np.arange(n_angles)[None, :]
-    for dy in (-1, 0, 1):  # 3x3 neighbourhood max, vectorised over candidates and angles
+    for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
-            best = np.maximum(best, responses[a, rows + dy, cols + dx])
+            best = np.maximum(best, np.take(responses, at + (dy * size + dx)))
     own = best[np.arange(len(angle_of)), angle_of]
     return own >= 0.9 * best.max(axis=1)
 
 
-def _polarity_along(polarity: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """Majority polarity (-1 dark, +1 bright) of the residual at five points along each of the
-    (n, 2, 2) segments (half-res px). Returns (n,) float."""
+def _polarity_along(
+    residuals: tuple[np.ndarray, np.ndarray],
+    levels: list[np.ndarray],
+    labels: np.ndarray,
+    segments: np.ndarray,
+) -> np.ndarray:
+    """Majority polarity (-1 dark, +1 bright: the larger residual less its zone's level) at five
+    points along each of the (n, 2, 2) segments (half-res px). residuals: (dark, bright) uint8;
+    levels: each one's float32 level per label. Returns (n,) float."""
     a, b = segments[:, None, 0], segments[:, None, 1]
     pts = np.rint(a + np.linspace(0.1, 0.9, 5)[None, :, None] * (b - a)).astype(int)  # (n, 5, 2)
-    h, w = polarity.shape
+    h, w = labels.shape
     ok = (pts[..., 0] >= 0) & (pts[..., 0] < w) & (pts[..., 1] >= 0) & (pts[..., 1] < h)
-    votes = np.where(ok, polarity[np.clip(pts[..., 1], 0, h - 1), np.clip(pts[..., 0], 0, w - 1)], 0.0)
+    at = np.clip(pts[..., 1], 0, h - 1) * w + np.clip(pts[..., 0], 0, w - 1)
+    zone = np.take(labels, at)
+    dark, bright = (
+        np.take(res, at).astype(np.float32) - level[zone] for res, level in zip(residuals, levels)
+    )
+    votes = np.where(ok, np.where(bright > dark, 1.0, -1.0), 0.0)
     return np.where(votes.sum(axis=1) > 0, 1.0, -1.0)
 
 
@@ -428,8 +604,7 @@ def _point_segment_distance(q: np.ndarray, a: np.ndarray, b: np.ndarray) -> floa
 
 def _refine(
     line: _Line,
-    dark: np.ndarray,
-    bright: np.ndarray,
+    residuals: _TopHats,
     usable: np.ndarray,
     psf_sigma_px: float,
     p,
@@ -447,7 +622,7 @@ def _refine(
     found = None
     for _ in range(8):
         attempt = _follow_chord(
-            p0, p1, before, after, dark, bright, usable, psf_sigma_px, p, um_per_px, line.sign
+            p0, p1, before, after, residuals, usable, psf_sigma_px, p, um_per_px, line.sign
         )
         if attempt is None:
             break
@@ -470,8 +645,7 @@ def _follow_chord(
     p1: np.ndarray,
     before: float,
     after: float,
-    dark: np.ndarray,
-    bright: np.ndarray,
+    residuals: _TopHats,
     usable: np.ndarray,
     psf_sigma_px: float,
     p,
@@ -498,10 +672,8 @@ def _follow_chord(
     if np.count_nonzero(inside.all(axis=1)) < 4:
         return None  # runs along a guard band or out of the inspected area: nothing to follow
     best = None
-    polarities = ((-1.0, dark), (1.0, bright))
-    if sign_hint:
-        polarities = tuple(item for item in polarities if item[0] == sign_hint)
-    for sign, residual in polarities:
+    for sign in (sign_hint,) if sign_hint else (-1.0, 1.0):
+        residual = residuals.covering(map_x, map_y, sign)
         prof = cv2.remap(residual, map_x, map_y, cv2.INTER_LINEAR, borderValue=0).astype(np.float32)
         prof[inside == 0] = np.nan
         found = _follow(prof, t, s, psf_sigma_px, p, um_per_px)
@@ -533,8 +705,8 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     filled = np.where(np.isfinite(prof), prof, 0.0).astype(np.float32)
     # background level and per-sample noise: the profile's outer columns, away from the line
     edge_cols = np.concatenate([filled[valid_rows, :4].ravel(), filled[valid_rows, -4:].ravel()])
-    level = float(np.median(edge_cols))
-    noise = max(1.4826 * float(np.median(np.abs(edge_cols - level))), 0.5)
+    level = float(median(edge_cols))
+    noise = max(1.4826 * float(median(np.abs(edge_cols - level))), 0.5)
     centred = filled - level
     # average along the line first, so the centre is followed on signal, not on noise
     along_px = max(5, int(p.line_length_um / um_per_px / 2))
@@ -574,7 +746,7 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
         return None
     # the running median reaches half its window past each end: trim to where a short running
     # mean of the contrast falls below half the line's typical contrast
-    typical = float(np.median(on_line[rows]))
+    typical = float(median(on_line[rows]))
     short = _running_mean(on_line, 5)
     ends = np.flatnonzero(short[rows] >= 0.5 * typical)
     if ends.size < 3:
@@ -597,13 +769,13 @@ def _follow(prof: np.ndarray, t: np.ndarray, s: np.ndarray, psf_sigma_px: float,
     map_x = np.arange(len(s), dtype=np.float32)[None, :] + shift_cols[:, None]
     map_y = np.repeat(measured.astype(np.float32)[:, None], len(s), axis=1)
     aligned = cv2.remap(centred, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mean_prof = np.median(aligned, axis=0)  # the median ignores where another scratch crosses
+    mean_prof = median_axis0(aligned)  # the median ignores where another scratch crosses
     width_px, peak = width_from_profile(mean_prof, s, psf_sigma_px)
     if width_px is None or width_px * um_per_px > p.max_width_um:
         return None
     if measured.size < p.min_elongation * max(width_px, 2.0 * psf_sigma_px):
         return None  # a blob, however irregular, is the region detector's
-    typical = float(np.median(on_line[measured]))  # robust to the bright spot where another scratch crosses
+    typical = float(median(on_line[measured]))  # robust to the bright spot where another scratch crosses
     snr = typical / noise * math.sqrt(measured.size)
     # a wide line must also be a contrasty one: wide, faint bands are shading and texture
     min_contrast = p.min_contrast_wide_grey if width_px * um_per_px >= p.wide_um else p.min_contrast_grey
@@ -665,13 +837,19 @@ def _bar_ratios(sigma_px: float) -> np.ndarray:
 def _running_median(values: np.ndarray, size: int) -> np.ndarray:
     """Median of each `size` samples about each sample (for an even size, the upper median)."""
     before = size // 2
-    padded = np.pad(values, (before, size - 1 - before), mode="edge")
-    return np.partition(sliding_window_view(padded, size), before, axis=1)[:, before]
+    padded = _pad_edge(values, before, size - 1 - before)
+    windows = as_strided(padded, (values.size, size), (padded.strides[0],) * 2, writeable=False)
+    return np.partition(windows, before, axis=1)[:, before]
 
 
 def _running_mean(values: np.ndarray, size: int) -> np.ndarray:
     """Mean of each `size` samples about each sample, in the values' dtype."""
     before = size // 2
-    padded = np.pad(values.astype(np.float64), (before, size - 1 - before), mode="edge")
+    padded = _pad_edge(values.astype(np.float64), before, size - 1 - before)
     cumulative = np.concatenate([[0.0], np.cumsum(padded)])
     return ((cumulative[size:] - cumulative[:-size]) / size).astype(values.dtype)
+
+
+def _pad_edge(values: np.ndarray, before: int, after: int) -> np.ndarray:
+    """np.pad(values, (before, after), mode="edge") of a 1-D array, without its overhead."""
+    return np.concatenate((values[:1].repeat(before), values, values[-1:].repeat(after)))
