@@ -622,28 +622,28 @@ def zone_noise(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> tuple[
     pixels), so a few defects do not move it. A zone with no pixels gets (0, 0).
     """
     hist2d = _zone_histograms(residual, labels, n_zones)
-    median = np.zeros(n_zones + 1, np.float32)
+    level = _histogram_medians(hist2d)
     spread = np.zeros(n_zones + 1, np.float32)
-    levels = np.arange(256)
+    grey = np.arange(256)
     for z in range(1, n_zones + 1):
-        hist = hist2d[z]
-        if hist.sum() == 0:
-            continue
-        med = _hist_quantile(hist, 0.5)
-        dev_hist = np.bincount(np.abs(levels - int(round(med))), weights=hist, minlength=256)
-        median[z] = med
-        spread[z] = 1.4826 * _hist_quantile(dev_hist, 0.5)
-    return median, spread
+        if hist2d[z].sum() > 0:
+            deviations = np.bincount(np.abs(grey - int(round(level[z]))), weights=hist2d[z], minlength=256)
+            spread[z] = 1.4826 * _hist_quantile(deviations, 0.5)
+    return level.astype(np.float32), spread
 
 
 def zone_medians(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> np.ndarray:
     """`zone_noise`'s median alone, (n_zones + 1,) float32: the spread costs as much again."""
-    hist2d = _zone_histograms(residual, labels, n_zones)
-    median = np.zeros(n_zones + 1, np.float32)
-    for z in range(1, n_zones + 1):
+    return _histogram_medians(_zone_histograms(residual, labels, n_zones)).astype(np.float32)
+
+
+def _histogram_medians(hist2d: np.ndarray) -> np.ndarray:
+    """(n,) float64 median of each row's histogram but the first; 0 for the first and empty rows."""
+    level = np.zeros(len(hist2d))
+    for z in range(1, len(hist2d)):
         if hist2d[z].sum() > 0:
-            median[z] = _hist_quantile(hist2d[z], 0.5)
-    return median
+            level[z] = _hist_quantile(hist2d[z], 0.5)
+    return level
 
 
 def _zone_histograms(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> np.ndarray:

@@ -225,12 +225,12 @@ class RegionDetector:
         top = cv2.minMaxLoc(residual, mask=judged)[1]
         if top <= int(np.clip(p.min_contrast_grey, 0, 255)):
             return None, None
-        median, spread = zone_noise(residual, labels, n_zones)
+        level, spread = zone_noise(residual, labels, n_zones)
         noise = np.maximum(spread, p.noise_floor_grey)
         hi = np.full(256, 255, np.uint8)  # OUTSIDE and GUARD (and unused labels) never pass
         lo = np.full(256, 255, np.uint8)
-        hi[1 : n_zones + 1] = np.clip(np.maximum(median + p.k_sigma * noise, p.min_contrast_grey), 0, 255)[1:]
-        lo[1 : n_zones + 1] = np.clip(median + p.k_sigma_low * noise, 0, 255)[1:]
+        hi[1 : n_zones + 1] = np.clip(np.maximum(level + p.k_sigma * noise, p.min_contrast_grey), 0, 255)[1:]
+        lo[1 : n_zones + 1] = np.clip(level + p.k_sigma_low * noise, 0, 255)[1:]
         # a defect straddling the core's edge grows into its (flattened) guard band, so it is
         # measured whole; nothing starts there
         lo[CORE_GUARD] = lo[1 : n_zones + 1].max()
