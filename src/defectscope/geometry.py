@@ -464,14 +464,15 @@ def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float
         return None
     x = centre_xy[0] + points_r * np.cos(angles)
     y = centre_xy[1] + points_r * np.sin(angles)
-    # the ellipse's terms for every point, once: each rejection pass takes its kept columns
+    # Every point's terms of the ellipse equation, once, in coordinates (u, v) about centre_xy
+    # (near the centre: well conditioned); each rejection pass takes its kept columns.
     u, v = x - centre_xy[0], y - centre_xy[1]
-    terms = np.stack([u * u, v * v, u, v])
+    terms = np.stack([u * u, v * v, u, v, np.ones_like(u)])
     kept = ok
     cx = cy = rx = ry = 0.0
     for _ in range(4):
-        cx, cy, rx, ry = _fit_axis_ellipse(terms[:, kept], centre_xy)
-        resid = _radial_residual(x, y, cx, cy, rx, ry)
+        cx, cy, rx, ry = _fit_axis_ellipse(terms[:, kept])
+        resid = _radial_residual(u, v, cx, cy, rx, ry)
         resid_kept = resid[kept]
         spread = 1.4826 * median(np.abs(resid_kept - median(resid_kept)))
         new_kept = ok & (np.abs(resid) <= max(3.0 * spread, 0.75))
@@ -482,10 +483,11 @@ def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float
         kept = new_kept
     aspect = ry / rx
     if abs(aspect - 1.0) <= _ROUND_TOLERANCE:  # a circle: one radius is better determined than two
-        cx, cy, r = _fit_circle(x[kept], y[kept])
-        rx = ry = r
+        cx, cy, rx = _fit_circle(terms[2:4, kept], (cx, cy, 0.5 * (rx + ry)))
+        ry = rx
         aspect = 1.0
-    return (cx, cy), rx, aspect, kept, _radial_residual(x, y, cx, cy, rx, ry)
+    residual = _radial_residual(u, v, cx, cy, rx, ry)
+    return (cx + centre_xy[0], cy + centre_xy[1]), rx, aspect, kept, residual
 
 
 def _radial_residual(x, y, cx, cy, rx, ry):
@@ -497,55 +499,50 @@ def _radial_residual(x, y, cx, cy, rx, ry):
         return np.where(rho > 0, r_pt * (1 - 1 / rho), 0.0)
 
 
-# The fits solve their small normal equations directly, in coordinates about the points' centre
-# (well conditioned there): a general least-squares solver costs ~10x more on 3-4 unknowns. Each
-# system comes from one matrix product of the stacked rows [basis..., right-hand side], and the
-# Gauss-Newton loop refills one preallocated array: on ~350 points NumPy's per-call overhead,
+# The fits solve their small normal equations directly, by OpenCV's LU (a third of the call
+# overhead of np.linalg.solve; a general least-squares solver costs ~10x more on 3-4 unknowns).
+# Each system [A | b] comes from one matrix product of stacked rows [basis..., right-hand side],
+# and the Gauss-Newton loop refills one preallocated array: on ~350 points the per-call overhead,
 # not the arithmetic, is the cost.
 
 
-def _fit_circle(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """Least-squares circle: algebraic start, then Gauss-Newton on the geometric distance."""
-    x0, y0 = float(x.mean()), float(y.mean())
-    u, v = x - x0, y - y0
-    rows = np.empty((4, len(u)))
-    rows[0], rows[1], rows[2] = u, v, 1.0
-    np.add(u * u, v * v, out=rows[3])
-    normal = rows[:3] @ rows.T  # (3, 4): the normal matrix, then the right-hand side
-    d, e, f = np.linalg.solve(normal[:, :3], normal[:, 3])
-    cx, cy = d / 2, e / 2
-    r = math.sqrt(max(f + cx * cx + cy * cy, 1e-9))
-    du, dv, _, misfit = rows  # views: rows 0, 1 and 3 are refilled below, row 2 stays 1
+def _solve(system: np.ndarray) -> list[float]:
+    """Solution x of A x = b for system = [A | b], (n, n + 1) float64."""
+    solved, x = cv2.solve(system[:, :-1], system[:, -1:], flags=cv2.DECOMP_LU)
+    if not solved:
+        raise np.linalg.LinAlgError("singular normal equations")
+    return x.ravel().tolist()
+
+
+def _fit_circle(uv: np.ndarray, start: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Least-squares circle (cx, cy, r) through the points uv (2, n), by Gauss-Newton on the
+    geometric distance from `start` (cx, cy, r), all in the points' own coordinates."""
+    cx, cy, r = start
+    rows = np.empty((4, uv.shape[1]))
+    rows[2] = 1.0
+    du, dv, _, misfit = rows  # views: rows 0, 1 and 3 are refilled each step, row 2 stays 1
     for _ in range(5):
-        np.subtract(u, cx, out=du)
-        np.subtract(v, cy, out=dv)
+        np.subtract(uv[0], cx, out=du)
+        np.subtract(uv[1], cy, out=dv)
         dist = np.hypot(du, dv)
         dist[dist == 0] = 1e-9
         np.subtract(dist, r, out=misfit)
         du /= dist  # rows 0-2: minus the Jacobian
         dv /= dist
-        normal = rows[:3] @ rows.T
-        step = np.linalg.solve(normal[:, :3], normal[:, 3])
-        dcx, dcy, dr = step.tolist()
+        dcx, dcy, dr = _solve(rows[:3] @ rows.T)
         cx, cy, r = cx + dcx, cy + dcy, r + dr
         if max(abs(dcx), abs(dcy), abs(dr)) < 1e-4:
             break
-    return float(cx + x0), float(cy + y0), float(r)
+    return cx, cy, r
 
 
-def _fit_axis_ellipse(terms: np.ndarray, about_xy: tuple[float, float]) -> tuple[float, float, float, float]:
-    """Least-squares axis-aligned ellipse A u^2 + C v^2 + D u + E v = 1 in coordinates (u, v) about
-    `about_xy` (near its centre); terms: (4, n) rows u^2, v^2, u, v of the points. Returns
-    (cx, cy, rx, ry) in x, y."""
-    a, c, d, e = np.linalg.solve(terms @ terms.T, terms.sum(axis=1))
+def _fit_axis_ellipse(terms: np.ndarray) -> tuple[float, float, float, float]:
+    """Least-squares axis-aligned ellipse A u^2 + C v^2 + D u + E v = 1 through points given by
+    their terms (5, n): rows u^2, v^2, u, v, 1. Returns (cx, cy, rx, ry) in (u, v)."""
+    a, c, d, e = _solve(terms[:4] @ terms.T)
     cx, cy = -d / (2 * a), -e / (2 * c)
     g = 1 + a * cx * cx + c * cy * cy
-    return (
-        float(cx + about_xy[0]),
-        float(cy + about_xy[1]),
-        float(math.sqrt(abs(g / a))),
-        float(math.sqrt(abs(g / c))),
-    )
+    return cx, cy, math.sqrt(abs(g / a)), math.sqrt(abs(g / c))
 
 
 def _check_trust(frame: Frame, fit: EdgeFit, params) -> None:
