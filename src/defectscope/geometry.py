@@ -483,9 +483,10 @@ def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float
         kept = new_kept
     aspect = ry / rx
     if abs(aspect - 1.0) <= _ROUND_TOLERANCE:  # a circle: one radius is better determined than two
-        cx, cy, rx = _fit_circle(terms[2:4, kept], (cx, cy, 0.5 * (rx + ry)))
+        cx, cy, rx = _fit_circle(x[kept], y[kept])
         ry = rx
         aspect = 1.0
+        return (cx, cy), rx, aspect, kept, _radial_residual(x, y, cx, cy, rx, ry)
     residual = _radial_residual(u, v, cx, cy, rx, ry)
     return (cx + centre_xy[0], cy + centre_xy[1]), rx, aspect, kept, residual
 
@@ -514,16 +515,20 @@ def _solve(system: np.ndarray) -> list[float]:
     return x.ravel().tolist()
 
 
-def _fit_circle(uv: np.ndarray, start: tuple[float, float, float]) -> tuple[float, float, float]:
-    """Least-squares circle (cx, cy, r) through the points uv (2, n), by Gauss-Newton on the
-    geometric distance from `start` (cx, cy, r), all in the points' own coordinates."""
-    cx, cy, r = start
-    rows = np.empty((4, uv.shape[1]))
-    rows[2] = 1.0
+def _fit_circle(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Least-squares circle: algebraic start, then Gauss-Newton on the geometric distance."""
+    x0, y0 = float(x.mean()), float(y.mean())
+    u, v = x - x0, y - y0
+    rows = np.empty((4, len(u)))
+    rows[0], rows[1], rows[2] = u, v, 1.0
+    np.add(u * u, v * v, out=rows[3])
+    d, e, f = _solve(rows[:3] @ rows.T)
+    cx, cy = d / 2, e / 2
+    r = math.sqrt(max(f + cx * cx + cy * cy, 1e-9))
     du, dv, _, misfit = rows  # views: rows 0, 1 and 3 are refilled each step, row 2 stays 1
     for _ in range(5):
-        np.subtract(uv[0], cx, out=du)
-        np.subtract(uv[1], cy, out=dv)
+        np.subtract(u, cx, out=du)
+        np.subtract(v, cy, out=dv)
         dist = np.hypot(du, dv)
         dist[dist == 0] = 1e-9
         np.subtract(dist, r, out=misfit)
@@ -533,7 +538,7 @@ def _fit_circle(uv: np.ndarray, start: tuple[float, float, float]) -> tuple[floa
         cx, cy, r = cx + dcx, cy + dcy, r + dr
         if max(abs(dcx), abs(dcy), abs(dr)) < 1e-4:
             break
-    return cx, cy, r
+    return cx + x0, cy + y0, r
 
 
 def _fit_axis_ellipse(terms: np.ndarray) -> tuple[float, float, float, float]:
