@@ -147,6 +147,17 @@ def _directions(n_angles: int) -> tuple[np.ndarray, np.ndarray]:
     return cos, sin
 
 
+@functools.lru_cache(maxsize=8)
+def _edge_directions(n_angles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(angles rad, cos, sin) of the directions 2*pi*i/n_angles in float64, read-only: the edge
+    fits of every image share them."""
+    angles = np.arange(n_angles) * (2 * np.pi / n_angles)
+    cos, sin = np.cos(angles), np.sin(angles)
+    for table in (angles, cos, sin):
+        table.flags.writeable = False
+    return angles, cos, sin
+
+
 def _polar_samples(
     pixels: np.ndarray,
     center_xy: tuple[float, float],
@@ -195,7 +206,6 @@ def _coarse_edge(
         cv2.resize(pixels, (w // scale, h // scale), interpolation=cv2.INTER_AREA) if scale > 1 else pixels
     )
     best, best_score = None, 0.0
-    angles = np.arange(_COARSE_ANGLES) * (2 * np.pi / _COARSE_ANGLES)
     for cx, cy in _hough_centres(thumb, min_r / scale, max_r / scale):
         polar_rt, valid_rt = _polar_samples(
             thumb, (cx, cy), max_r / scale, 0.0, _COARSE_ANGLES, radii_first=True
@@ -210,7 +220,7 @@ def _coarse_edge(
         points = _edge_points(
             polar, valid, np.full(_COARSE_ANGLES, float(r)), 1.0 if contrast >= 0 else -1.0, max(3.0, 0.3 * r)
         )
-        fit = _robust_fit(points, angles, (cx, cy))
+        fit = _robust_fit(points, (cx, cy))
         if fit is None:
             continue
         (cx, cy), r_fit, aspect, kept, _ = fit
@@ -302,24 +312,31 @@ def _edge_points(
     half = int(window_px)
     n_w = 2 * half + 1
     first = np.rint(expected_r).astype(np.intp) - half  # (A,) first column of each direction's window
-    cols = first[:, None] + np.arange(n_w)
+    first_lo, first_hi = int(first.min()), int(first.max())
     row_start = np.arange(n_a) * n_r
     flat_deriv = deriv.ravel()
-    # Gathers on flat indices (np.take): 3x faster than [rows, cols]. When every window lies in
-    # the polar image and the image in the frame (the usual case: the refining passes size the
-    # image about the windows), no sample needs masking.
-    if first.min() >= 1 and first.max() + n_w - 1 <= n_r - 2 and valid.all():
-        band = flat_deriv.take(cols + row_start[:, None])
-    else:
-        inside = (cols >= 1) & (cols <= n_r - 2)
-        cols = np.clip(cols, 1, n_r - 2)
-        flat = cols + row_start[:, None]
-        band = np.where(inside & valid.ravel().take(flat), flat_deriv.take(flat), -np.inf)
-    k = np.argmax(band, axis=1)
-    pick = np.arange(n_a) * n_w + k
-    best = band.ravel().take(pick)
-    col = cols.ravel().take(pick)
-    at = row_start + col
+    # When every window lies in the polar image and the image in the frame (the usual case: the
+    # refining passes size the image about the windows), no sample needs masking.
+    unmasked = first_lo >= 1 and first_hi + n_w - 1 <= n_r - 2 and valid.all()
+    if unmasked and first_lo == first_hi:  # a circle about the unwrap centre: one column slice
+        k = np.argmax(deriv[:, first_lo : first_lo + n_w], axis=1)
+        col = first_lo + k
+        at = row_start + col
+        best = flat_deriv.take(at)
+    else:  # gathers on flat indices (np.take): 3x faster than [rows, cols]
+        cols = first[:, None] + np.arange(n_w)
+        if unmasked:
+            band = flat_deriv.take(cols + row_start[:, None])
+        else:
+            inside = (cols >= 1) & (cols <= n_r - 2)
+            cols = np.clip(cols, 1, n_r - 2)
+            flat = cols + row_start[:, None]
+            band = np.where(inside & valid.ravel().take(flat), flat_deriv.take(flat), -np.inf)
+        k = np.argmax(band, axis=1)
+        pick = np.arange(n_a) * n_w + k
+        best = band.ravel().take(pick)
+        col = cols.ravel().take(pick)
+        at = row_start + col
     left = flat_deriv.take(at - 1)
     right = flat_deriv.take(at + 1)
     denom = left - 2 * best + right
@@ -347,7 +364,7 @@ def _refine_edge(
     window_px: how far from the coarse radius the first pass looks (default 10 % of it).
     """
     sign = 1.0 if contrast >= 0 else -1.0
-    angles = np.arange(_N_ANGLES) * (2 * np.pi / _N_ANGLES)
+    angles = _edge_directions(_N_ANGLES)[0]
     (cx, cy), aspect = centre_xy, 1.0
     expected = np.full(_N_ANGLES, radius_px)
     window = window_px if window_px is not None else max(6.0, 0.1 * radius_px)
@@ -355,11 +372,11 @@ def _refine_edge(
         r_lo = max(0.0, float(expected.min()) - window - 4)
         polar, valid = polar_unwrap(pixels, (cx, cy), float(expected.max()) + window + 4, min_radius_px=r_lo)
         points_r = r_lo + _edge_points(polar, valid, expected - r_lo, sign, window)
-        fit = _robust_fit(points_r, angles, (cx, cy))
+        fit = _robust_fit(points_r, (cx, cy))
         if fit is None:
             return None
         (cx, cy), radius_px, aspect, kept, residual = fit
-        expected = _ellipse_radius(radius_px, aspect, angles)  # per direction, for the next, narrower pass
+        expected = _ellipse_radius(radius_px, aspect, _N_ANGLES)  # per direction, for the next, narrower pass
         window = 3.0
     kept_resid = residual[kept]
     rms = float(np.sqrt(np.mean(kept_resid**2))) if kept_resid.size else float("inf")
@@ -420,8 +437,8 @@ def _edge_blur(
     """
     half = 12.0
     sigma = contrast = float("nan")
-    theta = np.arange(len(edge_r)) * (2 * np.pi / len(edge_r))
-    cos, sin = np.cos(theta), np.sin(theta)
+    _, cos, sin = _edge_directions(len(edge_r))
+    max_edge_r = float(edge_r.max())
     h, w = pixels.shape
     for _ in range(4):
         offsets = np.arange(-half, half + 0.5, 0.5, dtype=np.float32)
@@ -429,10 +446,12 @@ def _edge_blur(
         radii = offsets[:, None] + edge_r[None, :].astype(np.float32)
         map_x = (centre_xy[0] + cos[None, :] * radii).astype(np.float32)
         map_y = (centre_xy[1] + sin[None, :] * radii).astype(np.float32)
-        valid = ((map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)).all(axis=0)
-        if np.count_nonzero(valid) < 8:
-            return float("inf"), 0.0
-        if not valid.all():
+        reach = max_edge_r + half  # no sample is farther from the centre
+        if not (1 + reach <= centre_xy[0] <= w - 2 - reach and 1 + reach <= centre_xy[1] <= h - 2 - reach):
+            # drop the directions whose band leaves the frame
+            valid = ((map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)).all(axis=0)
+            if np.count_nonzero(valid) < 8:
+                return float("inf"), 0.0
             map_x, map_y = map_x[:, valid], map_y[:, valid]
         band = cv2.remap(pixels, map_x, map_y, cv2.INTER_LINEAR)
         profile = median_rows_uint8(band).astype(np.float32)  # exact: halves of grey levels
@@ -446,14 +465,17 @@ def _edge_blur(
     return sigma, contrast
 
 
-def _ellipse_radius(radius_px: float, aspect: float, angles: np.ndarray) -> np.ndarray:
-    """Radius along each direction of an axis-aligned ellipse with x semi-axis `radius_px`, y = aspect * x."""
+def _ellipse_radius(radius_px: float, aspect: float, n_angles: int) -> np.ndarray:
+    """Radius along each of the n_angles directions 2*pi*i/n_angles of an axis-aligned ellipse
+    with x semi-axis `radius_px`, y = aspect * x."""
+    _, cos, sin = _edge_directions(n_angles)
     a, b = radius_px, radius_px * aspect
-    return a * b / np.sqrt((b * np.cos(angles)) ** 2 + (a * np.sin(angles)) ** 2)
+    return a * b / np.sqrt((b * cos) ** 2 + (a * sin) ** 2)
 
 
-def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float, float]):
-    """Fit a circle, or an axis-aligned ellipse when clearly better, to polar edge points.
+def _robust_fit(points_r: np.ndarray, centre_xy: tuple[float, float]):
+    """Fit a circle, or an axis-aligned ellipse when clearly better, to polar edge points: points_r
+    (n,) px from centre_xy along the directions 2*pi*i/n, NaN where there is none.
 
     Returns ((cx, cy), x semi-axis px, y/x aspect, kept mask, radial residual px) or None
     with too few points.
@@ -462,8 +484,9 @@ def _robust_fit(points_r: np.ndarray, angles: np.ndarray, centre_xy: tuple[float
     min_kept = 0.25 * len(points_r)
     if np.count_nonzero(ok) < min_kept:
         return None
-    x = centre_xy[0] + points_r * np.cos(angles)
-    y = centre_xy[1] + points_r * np.sin(angles)
+    _, cos, sin = _edge_directions(len(points_r))
+    x = centre_xy[0] + points_r * cos
+    y = centre_xy[1] + points_r * sin
     # Every point's terms of the ellipse equation, once, in coordinates (u, v) about centre_xy
     # (near the centre: well conditioned); each rejection pass takes its kept columns.
     u, v = x - centre_xy[0], y - centre_xy[1]
