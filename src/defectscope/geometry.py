@@ -176,11 +176,13 @@ def _polar_samples(
     cos, sin = _directions(n_angles)
     radii = np.float32(min_radius_px) + np.arange(n_r, dtype=np.float32)
     if radii_first:
-        map_x = center_xy[0] + radii[:, None] * cos[None, :]
-        map_y = center_xy[1] + radii[:, None] * sin[None, :]
+        map_x = np.multiply(radii[:, None], cos[None, :])
+        map_y = np.multiply(radii[:, None], sin[None, :])
     else:
-        map_x = center_xy[0] + cos[:, None] * radii[None, :]
-        map_y = center_xy[1] + sin[:, None] * radii[None, :]
+        map_x = np.multiply(cos[:, None], radii[None, :])
+        map_y = np.multiply(sin[:, None], radii[None, :])
+    map_x += center_xy[0]  # in place: the same float32 sums without a second array
+    map_y += center_xy[1]
     h, w = pixels.shape
     reach = float(radii[-1])
     cx, cy = center_xy
@@ -343,7 +345,7 @@ def _edge_points(
     denom = left - 2 * best + right
     # parabola through the peak and its neighbours; a flat or inverted one stays on the sample
     frac = np.divide(0.5 * (left - right), denom, out=np.zeros_like(denom), where=denom < 0)
-    radius = col + np.clip(frac, -0.5, 0.5)
+    radius = col + np.minimum(np.maximum(frac, -0.5), 0.5)  # np.clip, without its wrapper
     finite = np.isfinite(best)
     strength_floor = 0.25 * median(best[finite]) if finite.any() else np.inf
     ok = finite & (best > max(strength_floor, 1.0)) & (k > 0) & (k < n_w - 1)
@@ -502,7 +504,10 @@ def _robust_fit(points_r: np.ndarray, centre_xy: tuple[float, float]):
     # Every point's terms of the ellipse equation, once, in coordinates (u, v) about centre_xy
     # (near the centre: well conditioned); each rejection pass takes its kept columns.
     u, v = x - centre_xy[0], y - centre_xy[1]
-    terms = np.stack([u * u, v * v, u, v, np.ones_like(u)])
+    terms = np.empty((5, len(u)))
+    np.multiply(u, u, out=terms[0])
+    np.multiply(v, v, out=terms[1])
+    terms[2], terms[3], terms[4] = u, v, 1.0
     kept = ok
     cx = cy = rx = ry = 0.0
     for _ in range(4):
