@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from defectscope import geometry
 from defectscope.errors import FiberNotFoundError
 from defectscope.geometry import locate_fiber, zones_for
 from defectscope.imageio import frame_from_array, read_frame
@@ -262,3 +263,42 @@ def test_frame_without_a_fiber_raises_fiber_not_found(sm_upc):
 def test_flat_frame_raises_fiber_not_found(sm_upc, level):
     with pytest.raises(FiberNotFoundError, match="flat-grey"):
         locate_fiber(frame_from_array(np.full((300, 400), level, np.uint8), source="flat-grey"), sm_upc)
+
+
+# --- fast paths: each must give what the plain NumPy it replaces gives -----------------------------
+
+
+@pytest.mark.parametrize(
+    "centre_xy, max_radius_px",
+    [((200.3, 150.7), 90.0), ((30.2, 150.7), 90.0), ((200.3, 148.5), 148.5)],
+    ids=["inside", "cut-by-the-left-border", "touching-the-top-and-bottom"],
+)
+def test_polar_unwrap_marks_exactly_the_samples_outside_the_frame(centre_xy, max_radius_px):
+    pixels = np.random.default_rng(0).integers(0, 256, (300, 400), dtype=np.uint8)
+    polar, valid = geometry.polar_unwrap(pixels, centre_xy, max_radius_px, min_radius_px=3.0)
+    theta = np.arange(360, dtype=np.float32) * np.float32(2 * np.pi / 360)
+    radii = np.float32(3.0) + np.arange(polar.shape[1], dtype=np.float32)
+    map_x = centre_xy[0] + np.cos(theta)[:, None] * radii[None, :]
+    map_y = centre_xy[1] + np.sin(theta)[:, None] * radii[None, :]
+    expected = (map_x >= 0) & (map_x <= 399) & (map_y >= 0) & (map_y <= 299)
+    np.testing.assert_array_equal(valid, expected)
+    remapped = cv2.remap(pixels, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_array_equal(polar, remapped.astype(np.float32))
+
+
+def test_median_profile_ignores_samples_outside_the_frame():
+    rng = np.random.default_rng(1)
+    polar_rt = rng.integers(0, 256, (40, 180), dtype=np.uint8)
+    valid_rt = np.ones_like(polar_rt, dtype=bool)
+    valid_rt[25:, 100:160] = False  # an arc of directions leaves the frame beyond radius 25
+    valid_rt[35:, :] = False  # and beyond radius 35, all of them
+    expected = [np.median(row[ok]) for row, ok in zip(polar_rt[:35], valid_rt[:35], strict=True)]
+    np.testing.assert_array_equal(geometry._median_profile(polar_rt, valid_rt), expected)
+
+
+@pytest.mark.parametrize("spacing", [1.0, 0.5])
+def test_gradient_is_numpys(spacing):
+    values = np.random.default_rng(2).normal(size=50).astype(np.float32)
+    result = geometry._gradient(values, spacing)
+    assert result.dtype == np.float32
+    np.testing.assert_array_equal(result, np.gradient(values, spacing))
