@@ -22,7 +22,7 @@ def median(values: np.ndarray) -> np.floating:
     n = values.size
     middle = np.partition(values, ((n - 1) // 2, n // 2))
     low, high = middle[(n - 1) // 2], middle[n // 2]
-    if np.issubdtype(values.dtype, np.integer):
+    if values.dtype.kind in "iu":  # integers: np.median averages them as float64
         return (np.float64(low) + np.float64(high)) / 2
     return (low + high) / 2
 
