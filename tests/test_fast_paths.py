@@ -9,11 +9,14 @@ from defectscope.detect.base import (
     Window,
     _band_radii,
     _median_by_bin,
+    components,
     within_radii,
     zone_medians,
     zone_noise,
 )
+from defectscope.detect.chip import _components, _harmonic_background, _unwrap_band
 from defectscope.detect.scratch import _box_peaks, _running_median
+from defectscope.geometry import polar_unwrap
 from defectscope.numeric import median, median_axis0, percentile
 
 
@@ -98,3 +101,44 @@ def test_zone_medians_are_zone_noise_medians():
     labels[:, :10] = 2  # zone 4 is empty
     residual = rng.integers(0, 9, labels.shape, dtype=np.uint8)
     assert np.array_equal(zone_medians(residual, labels, 4), zone_noise(residual, labels, 4)[0])
+
+
+def test_chip_band_sampling_is_polar_unwrap():
+    rng = np.random.default_rng(7)
+    pixels = rng.integers(0, 256, (300, 400), dtype=np.uint8)
+    for _ in range(200):
+        inner = float(rng.uniform(1, 120))
+        outer = inner + float(rng.uniform(1, 40))
+        centre_xy = (float(rng.uniform(-50, 450)), float(rng.uniform(-50, 350)))  # some bands leave the frame
+        n_angles = max(360, int(2 * np.pi * outer))
+        expected, expected_valid = polar_unwrap(
+            pixels, centre_xy, outer, min_radius_px=inner, n_angles=n_angles
+        )
+        polar, valid = _unwrap_band(pixels, centre_xy, inner, outer, n_angles)
+        assert np.array_equal(polar, expected)
+        if valid is None:
+            assert expected_valid.all()
+        else:
+            assert np.array_equal(valid, expected_valid)
+
+
+def test_chip_components_match_base_components():
+    rng = np.random.default_rng(8)
+    for _ in range(300):
+        shape = (int(rng.integers(1, 900)), int(rng.integers(1, 40)))
+        mask = (rng.random(shape) < rng.uniform(0.0, 0.4)).astype(np.uint8)
+        n, labels, stats = components(mask)
+        own_labels, boxes = _components(mask)
+        assert np.array_equal(own_labels, labels)
+        assert np.array_equal(np.array(boxes, np.int64).reshape(-1, 5), stats[1:])
+
+
+def test_chip_background_fit_without_a_validity_mask_is_the_fit_with_all_valid():
+    rng = np.random.default_rng(9)
+    theta = np.linspace(0, 2 * np.pi, 900, endpoint=False)[:, None]
+    for _ in range(50):
+        level = 100 + 20 * np.cos(theta - rng.uniform(0, 6))  # a lighting gradient
+        polar = (level + rng.normal(0, 3, (900, 30))).astype(np.float32)
+        polar[rng.integers(0, 880) :][:20] += 60  # a chip: left out by the reweighting
+        everywhere = np.ones(polar.shape, bool)
+        assert np.array_equal(_harmonic_background(polar, None), _harmonic_background(polar, everywhere))
