@@ -26,7 +26,7 @@ from .numeric import median, median_rows_uint8
 from .profile import Profile
 from .records import Frame, Geometry, Zone
 
-__all__ = ["locate_fiber", "square_pixels", "zones_for", "polar_unwrap", "EdgeFit"]
+__all__ = ["locate_fiber", "square_pixels", "zones_for", "polar_unwrap", "polar_samples", "EdgeFit"]
 
 _THUMB_SHORT_SIDE_PX = 144
 _N_ANGLES = 360
@@ -133,7 +133,7 @@ def polar_unwrap(
     down), column j the radius min_radius_px + j px. valid: same shape, bool, False where
     the ray has left the frame (those samples repeat the border).
     """
-    polar, valid = _polar_samples(pixels, center_xy, max_radius_px, min_radius_px, n_angles)
+    polar, valid = polar_samples(pixels, center_xy, max_radius_px, min_radius_px, n_angles)
     return polar.astype(np.float32), valid
 
 
@@ -158,7 +158,7 @@ def _edge_directions(n_angles: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return angles, cos, sin
 
 
-def _polar_samples(
+def polar_samples(
     pixels: np.ndarray,
     center_xy: tuple[float, float],
     max_radius_px: float,
@@ -170,7 +170,8 @@ def _polar_samples(
     """polar_unwrap's samples in the image's own dtype (uint8: remap rounds to grey levels).
 
     radii_first: lay them out (n_radii, n_angles) instead, so that a median over directions
-    runs along contiguous rows. The sample at each (direction, radius) is the same either way.
+    runs along contiguous rows (and cv2.remap, faster on wide outputs than on tall narrow ones,
+    takes ~30 % less time). The sample at each (direction, radius) is the same either way.
     """
     n_r = max(2, int(math.ceil(max_radius_px - min_radius_px)) + 1)
     cos, sin = _directions(n_angles)
@@ -209,7 +210,7 @@ def _coarse_edge(
     )
     best, best_score = None, 0.0
     for cx, cy in _hough_centres(thumb, min_r / scale, max_r / scale):
-        polar_rt, valid_rt = _polar_samples(
+        polar_rt, valid_rt = polar_samples(
             thumb, (cx, cy), max_r / scale, 0.0, _COARSE_ANGLES, radii_first=True
         )
         step = _outermost_step(_median_profile(polar_rt, valid_rt), min_r / scale)
@@ -669,9 +670,7 @@ def _core_step(pixels: np.ndarray, fit: EdgeFit) -> tuple[float, float] | None:
     Ranked by the level difference across the step, not by its slope: a thin sharp ring
     (a reflection) changes the level little, the core boundary changes it most.
     """
-    polar_rt, valid_rt = _polar_samples(
-        pixels, fit.center_xy, fit.radius_px * 0.9, 0.0, 180, radii_first=True
-    )
+    polar_rt, valid_rt = polar_samples(pixels, fit.center_xy, fit.radius_px * 0.9, 0.0, 180, radii_first=True)
     prof = _median_profile(polar_rt, valid_rt)
     smooth = cv2.GaussianBlur(prof.reshape(1, -1), (0, 0), 1.0).ravel()
     deriv = _gradient(smooth)
