@@ -5,14 +5,19 @@ import cv2
 import numpy as np
 
 from defectscope.detect.base import (
+    CORE_GUARD,
+    GUARD,
     OUTSIDE,
     Window,
     _band_radii,
+    _hist_quantile,
     _median_by_bin,
+    _zone_histograms,
     within_radii,
     zone_medians,
     zone_noise,
 )
+from defectscope.detect.region import _enclosed
 from defectscope.detect.scratch import _box_peaks, _running_median
 from defectscope.numeric import median, median_axis0, percentile
 
@@ -98,3 +103,64 @@ def test_zone_medians_are_zone_noise_medians():
     labels[:, :10] = 2  # zone 4 is empty
     residual = rng.integers(0, 9, labels.shape, dtype=np.uint8)
     assert np.array_equal(zone_medians(residual, labels, 4), zone_noise(residual, labels, 4)[0])
+
+
+def _zone_noise_reference(residual: np.ndarray, labels: np.ndarray, n_zones: int):
+    """zone_noise as a loop over zones, one `_hist_quantile` per histogram."""
+    hist2d = _zone_histograms(residual, labels, n_zones)
+    level = np.zeros(n_zones + 1)
+    spread = np.zeros(n_zones + 1, np.float32)
+    grey = np.arange(256)
+    for z in range(1, n_zones + 1):
+        if hist2d[z].sum() > 0:
+            level[z] = _hist_quantile(hist2d[z], 0.5)
+            deviations = np.bincount(np.abs(grey - int(round(level[z]))), weights=hist2d[z], minlength=256)
+            spread[z] = 1.4826 * _hist_quantile(deviations, 0.5)
+    return level.astype(np.float32), spread
+
+
+def test_zone_noise_matches_the_per_zone_loop():
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        labels = rng.choice(np.array([0, 1, 2, 3, 4, 253, 255], np.uint8), (40, 50))
+        if trial % 3 == 0:
+            labels[labels == 3] = 2  # an empty zone
+        top = int(rng.choice([2, 5, 30, 256]))
+        residual = rng.integers(0, top, labels.shape, dtype=np.uint8)
+        if trial % 7 == 0:  # medians halfway between two greys (x.5: rounded half to even)
+            labels[:] = 1
+            labels[:, 48:] = OUTSIDE  # 24 sampled columns: as many of each grey
+            residual[:] = (np.arange(50) // 2 % 2 + 2 * (trial % 2))[None, :]  # sampled: every other column
+        expected_found = zip(_zone_noise_reference(residual, labels, 4), zone_noise(residual, labels, 4))
+        for expected, found in expected_found:
+            assert found.dtype == expected.dtype and np.array_equal(found, expected)
+
+
+def _enclosed_reference(pixels, mask, labels, peak):
+    """region._enclosed as two 3x3 dilations and boolean NumPy masks."""
+    kernel = np.ones((3, 3), np.uint8)
+    near = cv2.dilate(mask.astype(np.uint8), kernel)
+    ring = (cv2.dilate(near, kernel) > 0) & (near == 0) & (labels != 0)
+    ring &= (labels != GUARD) & (labels != CORE_GUARD)
+    if ring.sum() < 8:
+        return True
+    level_with_it = pixels[ring].astype(np.float32) - np.median(pixels[mask]) <= max(2.0, 0.1 * peak)
+    return bool(level_with_it.mean() < 0.5)
+
+
+def test_enclosed_matches_the_boolean_mask_formulation():
+    rng = np.random.default_rng(12)
+    seen = set()
+    for _ in range(2000):
+        h, w = rng.integers(3, 30, 2)
+        pixels = rng.integers(90, 110, (h, w), dtype=np.uint8)
+        mask = np.zeros((h, w), bool)
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        mask[max(0, y - 2) : y + rng.integers(1, 6), max(0, x - 2) : x + rng.integers(1, 6)] = True
+        pixels[mask] -= rng.integers(0, 30, dtype=np.uint8)
+        labels = rng.choice(np.array([0, 1, 2, 253, 255], np.uint8), (h, w), p=[0.1, 0.5, 0.3, 0.05, 0.05])
+        peak = float(rng.integers(3, 40))
+        expected = _enclosed_reference(pixels, mask, labels, peak)
+        assert _enclosed(pixels, mask, labels, peak) == expected
+        seen.add(expected)
+    assert seen == {True, False}

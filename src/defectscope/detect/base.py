@@ -622,13 +622,17 @@ def zone_noise(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> tuple[
     pixels), so a few defects do not move it. A zone with no pixels gets (0, 0).
     """
     hist2d = _zone_histograms(residual, labels, n_zones)
-    level = _histogram_medians(hist2d)
-    spread = np.zeros(n_zones + 1, np.float32)
-    grey = np.arange(256)
-    for z in range(1, n_zones + 1):
-        if hist2d[z].sum() > 0:
-            deviations = np.bincount(np.abs(grey - int(round(level[z]))), weights=hist2d[z], minlength=256)
-            spread[z] = 1.4826 * _hist_quantile(deviations, 0.5)
+    counted = hist2d.sum(axis=1) > 0
+    counted[0] = False
+    level = np.where(counted, _hist_quantiles(hist2d, 0.5), 0.0)
+    # each zone's histogram of |grey - its rounded median| (at most 256 away: a median of 255.5
+    # rounds to 256), all zones in one bincount: row z's deviations land in bins z * 257 + d
+    n_rows, span = n_zones + 1, 257
+    centre = np.round(level).astype(np.int64)  # as Python's round(): half to even
+    deviation = np.abs(np.arange(256)[None, :] - centre[:, None]) + span * np.arange(n_rows)[:, None]
+    deviations = np.bincount(deviation.ravel(), weights=hist2d.ravel(), minlength=n_rows * span)
+    mad = _hist_quantiles(deviations.reshape(n_rows, span), 0.5)
+    spread = np.where(counted, 1.4826 * mad, 0.0).astype(np.float32)
     return level.astype(np.float32), spread
 
 
@@ -670,3 +674,17 @@ def _hist_quantile(hist: np.ndarray, q: float) -> float:
     below = cum[i - 1] if i > 0 else 0.0
     inside = hist[i] if hist[i] > 0 else 1.0
     return float(i + (target - below) / inside - 0.5)
+
+
+def _hist_quantiles(hist2d: np.ndarray, q: float) -> np.ndarray:
+    """`_hist_quantile` of each row of a 2-D histogram in one pass, (n,) float64 holding exactly
+    its per-row values (computed in the histogram's dtype, as it computes them). Rows must not
+    be empty (an empty row gives an arbitrary number)."""
+    cum = np.cumsum(hist2d, axis=1)
+    target = q * cum[:, -1]
+    i = np.count_nonzero(cum < target[:, None], axis=1)  # np.searchsorted(row, target): rows ascend
+    rows = np.arange(len(hist2d))
+    below = np.where(i > 0, cum[rows, i - 1], 0)
+    inside = hist2d[rows, i]
+    inside = np.where(inside > 0, inside, 1)
+    return (i.astype(hist2d.dtype) + (target - below) / inside - hist2d.dtype.type(0.5)).astype(np.float64)
