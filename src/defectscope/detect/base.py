@@ -677,14 +677,17 @@ def _hist_quantile(hist: np.ndarray, q: float) -> float:
 
 
 def _hist_quantiles(hist2d: np.ndarray, q: float) -> np.ndarray:
-    """`_hist_quantile` of each row of a 2-D histogram in one pass, (n,) float64 holding exactly
-    its per-row values (computed in the histogram's dtype, as it computes them). Rows must not
-    be empty (an empty row gives an arbitrary number)."""
-    cum = np.cumsum(hist2d, axis=1)
+    """`_hist_quantile` of each row of a 2-D histogram in one pass (0 < q < 1), (n,) float64
+    holding exactly its per-row values (computed in the histogram's dtype, as it computes
+    them). Rows must not be empty (an empty row gives an arbitrary number)."""
+    n_rows, n_bins = hist2d.shape
+    cum = np.zeros((n_rows, n_bins + 1), hist2d.dtype)  # a 0 before each row: the count below bin 0
+    np.cumsum(hist2d, axis=1, out=cum[:, 1:])
     target = q * cum[:, -1]
-    i = np.count_nonzero(cum < target[:, None], axis=1)  # np.searchsorted(row, target): rows ascend
-    rows = np.arange(len(hist2d))
-    below = np.where(i > 0, cum[rows, i - 1], 0)
-    inside = hist2d[rows, i]
-    inside = np.where(inside > 0, inside, 1)
-    return (i.astype(hist2d.dtype) + (target - below) / inside - hist2d.dtype.type(0.5)).astype(np.float64)
+    i = np.count_nonzero(cum[:, 1:] < target[:, None], axis=1)  # np.searchsorted(row, target)
+    rows = np.arange(n_rows)
+    # the bin holding the target is not empty (target > 0 in a non-empty row): the 1 in its
+    # place only keeps an empty row from dividing by zero
+    inside = np.maximum(hist2d[rows, i], 1)
+    half = hist2d.dtype.type(0.5)
+    return (i.astype(hist2d.dtype) + (target - cum[rows, i]) / inside - half).astype(np.float64)
