@@ -13,6 +13,7 @@ from defectscope.detect.base import (
     _hist_quantile,
     _median_by_bin,
     _zone_histograms,
+    concentric_ring,
     within_radii,
     zone_medians,
     zone_noise,
@@ -196,3 +197,35 @@ def test_region_pixels_are_np_nonzero_as_float32_points():
         expected = np.column_stack([xs, ys]).astype(np.float32)
         found = _pixels_xy(mask)
         assert found.dtype == np.float32 and np.array_equal(found, expected)
+
+
+def _concentric_ring_reference(mask, origin_xy, centre_xy):
+    """concentric_ring from the pixels' angles alone (no bounding-box shortcut)."""
+    ys, xs = np.nonzero(mask)
+    if xs.size < 20:
+        return False
+    dx, dy = xs + origin_xy[0] - centre_xy[0], ys + origin_xy[1] - centre_xy[1]
+    angles = np.sort(np.arctan2(dy, dx))
+    if 2 * np.pi - np.diff(angles, append=angles[0] + 2 * np.pi).max() < np.pi / 2:
+        return False
+    r10, r50, r90 = np.percentile(np.hypot(dx, dy), (10, 50, 90))
+    return bool(r90 - r10 <= 0.15 * r50)
+
+
+def test_concentric_ring_matches_the_angle_formulation():
+    rng = np.random.default_rng(16)
+    seen = set()
+    yy, xx = np.mgrid[:80, :80]
+    for _ in range(1500):
+        centre = tuple(rng.uniform(-60, 140, 2))
+        radius, width = rng.uniform(5, 90), rng.uniform(1, 12)
+        ring = np.abs(np.hypot(xx - centre[0], yy - centre[1]) - radius) < width / 2
+        mask = ring & (rng.random(ring.shape) < rng.choice([1.0, 0.3]))
+        if rng.random() < 0.3:
+            mask = mask[: int(rng.integers(1, 80)), : int(rng.integers(1, 80))]
+        origin = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        local_centre = (centre[0] + origin[0], centre[1] + origin[1])
+        expected = _concentric_ring_reference(mask, origin, local_centre)
+        assert concentric_ring(mask, origin, local_centre) == expected
+        seen.add(expected)
+    assert seen == {True, False}

@@ -6,6 +6,7 @@ their inputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal, Protocol
@@ -584,6 +585,15 @@ def concentric_ring(mask: np.ndarray, origin_xy: tuple[int, int], centre_xy: tup
     trench of a bend-insensitive fiber, a preform layer, a core's rim). No straight scratch
     follows one -- a chord over a quarter turn strays 29 % of the radius from the circle through
     its ends -- and a particle or film spanning a quarter turn is far wider than that."""
+    # first from the bounding box alone (most regions: small, or far from the centre): the
+    # pixels span no more turn than the box does
+    x, y, w, h = cv2.boundingRect(np.asarray(mask, bool).view(np.uint8))
+    if w * h < 20:
+        return False
+    dx_range = (x + origin_xy[0] - centre_xy[0], x + w - 1 + origin_xy[0] - centre_xy[0])
+    dy_range = (y + origin_xy[1] - centre_xy[1], y + h - 1 + origin_xy[1] - centre_xy[1])
+    if _box_turn_rad(dx_range, dy_range) < np.pi / 2 - 1e-6:  # (the margin: rounding below)
+        return False
     ys, xs = np.nonzero(mask)
     if xs.size < 20:
         return False
@@ -594,6 +604,22 @@ def concentric_ring(mask: np.ndarray, origin_xy: tuple[int, int], centre_xy: tup
         return False  # most regions: the percentiles (np.percentile: ~50 us) are not needed
     r10, r50, r90 = np.percentile(np.hypot(dx, dy), (10, 50, 90))
     return bool(r90 - r10 <= 0.15 * r50)
+
+
+def _box_turn_rad(dx_range: tuple[float, float], dy_range: tuple[float, float]) -> float:
+    """The turn (rad) about the origin that the box dx_range x dy_range spans: the widest angle
+    between two of its corners when the box lies to one side of the origin; 2 pi when it holds
+    the origin."""
+    if dx_range[0] <= 0 <= dx_range[1] and dy_range[0] <= 0 <= dy_range[1]:
+        return 2 * math.pi
+    # all corners lie within half a turn of the box's middle: no wrapping past +-pi
+    middle = math.atan2(sum(dy_range) / 2, sum(dx_range) / 2)
+    turns = [
+        (math.atan2(dy, dx) - middle + math.pi) % (2 * math.pi) - math.pi
+        for dx in dx_range
+        for dy in dy_range
+    ]
+    return max(turns) - min(turns)
 
 
 def rank_residuals(pixels: np.ndarray, *, window_px: int) -> tuple[np.ndarray, np.ndarray]:
