@@ -253,7 +253,9 @@ def _robust_surface(
     inliers = np.ones(v.shape, bool)
     ridge = 1e-6 * np.eye(n_terms)
     for i in range(n_iter):
-        weighted = basis * weights[:, None]
+        # (all weights 1 at first: a copy, the same numbers; a fresh array, so the product below
+        # stays a general one and is not taken as basis.T @ basis)
+        weighted = basis.copy() if i == 0 else basis * weights[:, None]
         coeffs = np.linalg.solve(weighted.T @ basis + ridge, weighted.T @ v)
         if i == n_iter - 1:
             break  # no further fit to weight
