@@ -5,16 +5,22 @@ import cv2
 import numpy as np
 
 from defectscope.detect.base import (
+    CORE_GUARD,
+    GUARD,
     OUTSIDE,
     Window,
     _band_radii,
+    _hist_quantile,
     _median_by_bin,
+    _zone_histograms,
     components,
+    concentric_ring,
     within_radii,
     zone_medians,
     zone_noise,
 )
 from defectscope.detect.chip import _components, _harmonic_background, _unwrap_band
+from defectscope.detect.region import _cut_grey, _enclosed, _ids_under, _pixels_xy, _plateau
 from defectscope.detect.scratch import _box_peaks, _running_median
 from defectscope.geometry import polar_unwrap
 from defectscope.numeric import median, median_axis0, percentile
@@ -142,3 +148,128 @@ def test_chip_background_fit_without_a_validity_mask_is_the_fit_with_all_valid()
         polar[rng.integers(0, 880) :][:20] += 60  # a chip: left out by the reweighting
         everywhere = np.ones(polar.shape, bool)
         assert np.array_equal(_harmonic_background(polar, None), _harmonic_background(polar, everywhere))
+
+
+def _zone_noise_reference(residual: np.ndarray, labels: np.ndarray, n_zones: int):
+    """zone_noise as a loop over zones, one `_hist_quantile` per histogram."""
+    hist2d = _zone_histograms(residual, labels, n_zones)
+    level = np.zeros(n_zones + 1)
+    spread = np.zeros(n_zones + 1, np.float32)
+    grey = np.arange(256)
+    for z in range(1, n_zones + 1):
+        if hist2d[z].sum() > 0:
+            level[z] = _hist_quantile(hist2d[z], 0.5)
+            deviations = np.bincount(np.abs(grey - int(round(level[z]))), weights=hist2d[z], minlength=256)
+            spread[z] = 1.4826 * _hist_quantile(deviations, 0.5)
+    return level.astype(np.float32), spread
+
+
+def test_zone_noise_matches_the_per_zone_loop():
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        labels = rng.choice(np.array([0, 1, 2, 3, 4, 253, 255], np.uint8), (40, 50))
+        if trial % 3 == 0:
+            labels[labels == 3] = 2  # an empty zone
+        top = int(rng.choice([2, 5, 30, 256]))
+        residual = rng.integers(0, top, labels.shape, dtype=np.uint8)
+        if trial % 7 == 0:  # medians halfway between two greys (x.5: rounded half to even)
+            labels[:] = 1
+            labels[:, 48:] = OUTSIDE  # 24 sampled columns: as many of each grey
+            residual[:] = (np.arange(50) // 2 % 2 + 2 * (trial % 2))[None, :]  # sampled: every other column
+        expected_found = zip(_zone_noise_reference(residual, labels, 4), zone_noise(residual, labels, 4))
+        for expected, found in expected_found:
+            assert found.dtype == expected.dtype and np.array_equal(found, expected)
+
+
+def _enclosed_reference(pixels, mask, labels, peak):
+    """region._enclosed as two 3x3 dilations and boolean NumPy masks."""
+    kernel = np.ones((3, 3), np.uint8)
+    near = cv2.dilate(mask.astype(np.uint8), kernel)
+    ring = (cv2.dilate(near, kernel) > 0) & (near == 0) & (labels != 0)
+    ring &= (labels != GUARD) & (labels != CORE_GUARD)
+    if ring.sum() < 8:
+        return True
+    level_with_it = pixels[ring].astype(np.float32) - np.median(pixels[mask]) <= max(2.0, 0.1 * peak)
+    return bool(level_with_it.mean() < 0.5)
+
+
+def test_enclosed_matches_the_boolean_mask_formulation():
+    rng = np.random.default_rng(12)
+    seen = set()
+    for _ in range(2000):
+        h, w = rng.integers(3, 30, 2)
+        pixels = rng.integers(90, 110, (h, w), dtype=np.uint8)
+        mask = np.zeros((h, w), bool)
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        mask[max(0, y - 2) : y + rng.integers(1, 6), max(0, x - 2) : x + rng.integers(1, 6)] = True
+        pixels[mask] -= rng.integers(0, 30, dtype=np.uint8)
+        labels = rng.choice(np.array([0, 1, 2, 253, 255], np.uint8), (h, w), p=[0.1, 0.5, 0.3, 0.05, 0.05])
+        peak = float(rng.integers(3, 40))
+        expected = _enclosed_reference(pixels, mask, labels, peak)
+        assert _enclosed(pixels, mask, labels, peak) == expected
+        seen.add(expected)
+    assert seen == {True, False}
+
+
+def test_ids_under_are_the_labels_under_the_mask():
+    rng = np.random.default_rng(13)
+    for _ in range(2000):
+        comp = rng.integers(0, int(rng.integers(1, 5)), (9, 11)).astype(np.int32)
+        under = (rng.random((9, 11)) < rng.choice([0.0, 0.02, 0.3])).astype(np.uint8)
+        expected = np.unique(comp[under > 0])
+        assert np.array_equal(_ids_under(comp, under), expected[expected > 0])
+
+
+def test_cut_grey_keeps_the_greys_at_or_above_half_the_plateau():
+    rng = np.random.default_rng(14)
+    greys = np.arange(256)
+    for _ in range(3000):
+        n = int(rng.integers(1, 400))
+        values = rng.integers(int(rng.integers(0, 200)), 256, n).astype(np.uint8)
+        if rng.random() < 0.5:
+            values = np.minimum(values, rng.integers(1, 80)).astype(np.uint8)  # ties at the top
+        peak = float(values.max())
+        expected = greys >= 0.5 * _plateau(values, peak)
+        assert np.array_equal(greys >= _cut_grey(values, peak), expected)
+
+
+def test_region_pixels_are_np_nonzero_as_float32_points():
+    rng = np.random.default_rng(15)
+    for _ in range(200):
+        mask = rng.random((int(rng.integers(1, 20)), int(rng.integers(1, 20)))) < rng.choice([0.0, 0.1, 0.7])
+        ys, xs = np.nonzero(mask)
+        expected = np.column_stack([xs, ys]).astype(np.float32)
+        found = _pixels_xy(mask)
+        assert found.dtype == np.float32 and np.array_equal(found, expected)
+
+
+def _concentric_ring_reference(mask, origin_xy, centre_xy):
+    """concentric_ring from the pixels' angles alone (no bounding-box shortcut)."""
+    ys, xs = np.nonzero(mask)
+    if xs.size < 20:
+        return False
+    dx, dy = xs + origin_xy[0] - centre_xy[0], ys + origin_xy[1] - centre_xy[1]
+    angles = np.sort(np.arctan2(dy, dx))
+    if 2 * np.pi - np.diff(angles, append=angles[0] + 2 * np.pi).max() < np.pi / 2:
+        return False
+    r10, r50, r90 = np.percentile(np.hypot(dx, dy), (10, 50, 90))
+    return bool(r90 - r10 <= 0.15 * r50)
+
+
+def test_concentric_ring_matches_the_angle_formulation():
+    rng = np.random.default_rng(16)
+    seen = set()
+    yy, xx = np.mgrid[:80, :80]
+    for _ in range(1500):
+        centre = tuple(rng.uniform(-60, 140, 2))
+        radius, width = rng.uniform(5, 90), rng.uniform(1, 12)
+        ring = np.abs(np.hypot(xx - centre[0], yy - centre[1]) - radius) < width / 2
+        mask = ring & (rng.random(ring.shape) < rng.choice([1.0, 0.3]))
+        if rng.random() < 0.3:
+            mask = mask[: int(rng.integers(1, 80)), : int(rng.integers(1, 80))]
+        origin = (int(rng.integers(0, 3)), int(rng.integers(0, 3)))
+        local_centre = (centre[0] + origin[0], centre[1] + origin[1])
+        expected = _concentric_ring_reference(mask, origin, local_centre)
+        assert concentric_ring(mask, origin, local_centre) == expected
+        seen.add(expected)
+    assert seen == {True, False}

@@ -19,6 +19,17 @@ def _samples(seed: int):
         yield np.where(rng.random(n) < 0.5, -0.0, 0.0).astype(np.float32)
 
 
+@pytest.mark.parametrize("q", [10, 37.5, 75, 90, 95])
+def test_percentile_of_other_dtypes_and_every_size_is_numpys(q):
+    """The virtual index is (n - 1) q as NumPy 2 computes it: other formulations of the same
+    number (n q + 1 - q - 1) differ in the last bit for some n and move the result."""
+    rng = np.random.default_rng(4)
+    for n in range(1, 400):
+        for values in (rng.integers(0, 256, n, dtype=np.uint8), rng.normal(0, 10, n)):
+            expected, got = np.percentile(values, q), percentile(values, q)
+            assert got == expected, (n, values.dtype, q)
+
+
 @pytest.mark.parametrize("q", [0, 37.5, 50, 75, 90, 99, 100])
 def test_percentile_is_numpys_percentile(q):
     for values in _samples(seed=1):

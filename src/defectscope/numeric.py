@@ -39,12 +39,12 @@ def median_axis0(values: np.ndarray) -> np.ndarray:
 def percentile(values: np.ndarray, q: float) -> np.floating:
     """np.percentile(values, q) of a 1-D finite float array, q in percent (a Python number).
 
-    NumPy's default ("linear") rule: the virtual index n*q + (1 - q) - 1 (q as a fraction), its
-    two neighbouring order statistics, interpolated in the array's dtype from the nearer one.
+    NumPy's default ("linear") rule: the virtual index (n - 1) * q (q as a fraction, computed as
+    NumPy 2 does, for the same rounding), its two neighbouring order statistics, interpolated
+    from the nearer one (in the array's dtype; float64 for integers).
     """
     n = values.size
-    fraction = q / 100
-    virtual = n * fraction + (1 + fraction * -1) - 1  # written as NumPy does, for the same rounding
+    virtual = (n - 1) * (q / 100)
     if n == 1 or virtual >= n - 1:
         return values.max()
     below = math.floor(virtual)

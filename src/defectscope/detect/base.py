@@ -6,6 +6,7 @@ their inputs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal, Protocol
@@ -584,6 +585,15 @@ def concentric_ring(mask: np.ndarray, origin_xy: tuple[int, int], centre_xy: tup
     trench of a bend-insensitive fiber, a preform layer, a core's rim). No straight scratch
     follows one -- a chord over a quarter turn strays 29 % of the radius from the circle through
     its ends -- and a particle or film spanning a quarter turn is far wider than that."""
+    # first from the bounding box alone (most regions: small, or far from the centre): the
+    # pixels span no more turn than the box does
+    x, y, w, h = cv2.boundingRect(np.asarray(mask, bool).view(np.uint8))
+    if w * h < 20:
+        return False
+    dx_range = (x + origin_xy[0] - centre_xy[0], x + w - 1 + origin_xy[0] - centre_xy[0])
+    dy_range = (y + origin_xy[1] - centre_xy[1], y + h - 1 + origin_xy[1] - centre_xy[1])
+    if _box_turn_rad(dx_range, dy_range) < np.pi / 2 - 1e-6:  # (the margin: rounding below)
+        return False
     ys, xs = np.nonzero(mask)
     if xs.size < 20:
         return False
@@ -594,6 +604,22 @@ def concentric_ring(mask: np.ndarray, origin_xy: tuple[int, int], centre_xy: tup
         return False  # most regions: the percentiles (np.percentile: ~50 us) are not needed
     r10, r50, r90 = np.percentile(np.hypot(dx, dy), (10, 50, 90))
     return bool(r90 - r10 <= 0.15 * r50)
+
+
+def _box_turn_rad(dx_range: tuple[float, float], dy_range: tuple[float, float]) -> float:
+    """The turn (rad) about the origin that the box dx_range x dy_range spans: the widest angle
+    between two of its corners when the box lies to one side of the origin; 2 pi when it holds
+    the origin."""
+    if dx_range[0] <= 0 <= dx_range[1] and dy_range[0] <= 0 <= dy_range[1]:
+        return 2 * math.pi
+    # all corners lie within half a turn of the box's middle: no wrapping past +-pi
+    middle = math.atan2(sum(dy_range) / 2, sum(dx_range) / 2)
+    turns = [
+        (math.atan2(dy, dx) - middle + math.pi) % (2 * math.pi) - math.pi
+        for dx in dx_range
+        for dy in dy_range
+    ]
+    return max(turns) - min(turns)
 
 
 def rank_residuals(pixels: np.ndarray, *, window_px: int) -> tuple[np.ndarray, np.ndarray]:
@@ -622,13 +648,17 @@ def zone_noise(residual: np.ndarray, labels: np.ndarray, n_zones: int) -> tuple[
     pixels), so a few defects do not move it. A zone with no pixels gets (0, 0).
     """
     hist2d = _zone_histograms(residual, labels, n_zones)
-    level = _histogram_medians(hist2d)
-    spread = np.zeros(n_zones + 1, np.float32)
-    grey = np.arange(256)
-    for z in range(1, n_zones + 1):
-        if hist2d[z].sum() > 0:
-            deviations = np.bincount(np.abs(grey - int(round(level[z]))), weights=hist2d[z], minlength=256)
-            spread[z] = 1.4826 * _hist_quantile(deviations, 0.5)
+    counted = hist2d.sum(axis=1) > 0
+    counted[0] = False
+    level = np.where(counted, _hist_quantiles(hist2d, 0.5), 0.0)
+    # each zone's histogram of |grey - its rounded median| (at most 256 away: a median of 255.5
+    # rounds to 256), all zones in one bincount: row z's deviations land in bins z * 257 + d
+    n_rows, span = n_zones + 1, 257
+    centre = np.round(level).astype(np.int64)  # as Python's round(): half to even
+    deviation = np.abs(np.arange(256)[None, :] - centre[:, None]) + span * np.arange(n_rows)[:, None]
+    deviations = np.bincount(deviation.ravel(), weights=hist2d.ravel(), minlength=n_rows * span)
+    mad = _hist_quantiles(deviations.reshape(n_rows, span), 0.5)
+    spread = np.where(counted, 1.4826 * mad, 0.0).astype(np.float32)
     return level.astype(np.float32), spread
 
 
@@ -670,3 +700,20 @@ def _hist_quantile(hist: np.ndarray, q: float) -> float:
     below = cum[i - 1] if i > 0 else 0.0
     inside = hist[i] if hist[i] > 0 else 1.0
     return float(i + (target - below) / inside - 0.5)
+
+
+def _hist_quantiles(hist2d: np.ndarray, q: float) -> np.ndarray:
+    """`_hist_quantile` of each row of a 2-D histogram in one pass (0 < q < 1), (n,) float64
+    holding exactly its per-row values (computed in the histogram's dtype, as it computes
+    them). Rows must not be empty (an empty row gives an arbitrary number)."""
+    n_rows, n_bins = hist2d.shape
+    cum = np.zeros((n_rows, n_bins + 1), hist2d.dtype)  # a 0 before each row: the count below bin 0
+    np.cumsum(hist2d, axis=1, out=cum[:, 1:])
+    target = q * cum[:, -1]
+    i = np.count_nonzero(cum[:, 1:] < target[:, None], axis=1)  # np.searchsorted(row, target)
+    rows = np.arange(n_rows)
+    # the bin holding the target is not empty (target > 0 in a non-empty row): the 1 in its
+    # place only keeps an empty row from dividing by zero
+    inside = np.maximum(hist2d[rows, i], 1)
+    half = hist2d.dtype.type(0.5)
+    return (i.astype(hist2d.dtype) + (target - cum[rows, i]) / inside - half).astype(np.float64)

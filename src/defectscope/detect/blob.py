@@ -86,7 +86,7 @@ class BlobDetector:
                     found = _cut_small(own, signed, step, roi.shape, peak_small)
                 else:
                     if res_full is None:
-                        res_full = _full_residual(roi, background, domains)
+                        res_full = _FullResidual(roi, background, domains)
                     found = _cut_at_half_peak(own, res_full, sign, step, noise[own].mean())
                 if found is None:
                     continue
@@ -139,11 +139,22 @@ def _coherent(
     )
 
 
-def _full_residual(roi: np.ndarray, background: np.ndarray, domains: np.ndarray) -> np.ndarray:
-    """roi minus the upsampled background, zero outside the domains (guards and beyond: no signal)."""
-    bg_full = cv2.resize(background, roi.shape[::-1], interpolation=cv2.INTER_LINEAR)
-    in_domain = cv2.resize((domains > 0).astype(np.uint8), roi.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    return np.where(in_domain > 0, roi.astype(np.float32) - bg_full, 0.0)
+class _FullResidual:
+    """roi minus the upsampled background, zero outside the domains (guards and beyond: no signal),
+    float32, formed box by box (`res[box]`): the blobs it is read for cover a small part of
+    the window, and forming all of it took ~2 ms. shape: the roi's."""
+
+    def __init__(self, roi: np.ndarray, background: np.ndarray, domains: np.ndarray):
+        self.shape = roi.shape
+        self._roi = roi
+        self._background = cv2.resize(background, roi.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        self._in_domain = cv2.resize(
+            (domains > 0).astype(np.uint8), roi.shape[::-1], interpolation=cv2.INTER_NEAREST
+        )
+
+    def __getitem__(self, box: tuple[slice, slice]) -> np.ndarray:
+        difference = self._roi[box].astype(np.float32) - self._background[box]
+        return np.where(self._in_domain[box] > 0, difference, 0.0)
 
 
 def _domains(
@@ -226,23 +237,34 @@ def _robust_surface(
     the rest 0) fitted to `values` ((h, w) float32) at the flat indices `at`, reweighting away
     outliers (blobs, films). xx: (1, w), yy: (h, 1) normalised coordinates; see `_surface`."""
     step = max(1, at.size // 2000)  # ~2000 points are plenty for six coefficients
-    ys, xs = np.divmod(at[::step], values.shape[1])
+    sampled = at[::step]
+    ys, xs = np.divmod(sampled, values.shape[1])
     x, y = xx[0, xs].astype(np.float64), yy[ys, 0].astype(np.float64)
-    basis = np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y])[:, :n_terms]
-    v = values[ys, xs].astype(np.float64)
-    weights = np.ones(v.shape)
+    # all six terms, the unused ones sliced off: the fits see the same (n, 6) layout for any n_terms
+    terms = np.empty((x.size, 6))
+    terms[:, 0] = 1.0
+    terms[:, 1], terms[:, 2] = x, y
+    np.multiply(x, x, out=terms[:, 3])
+    np.multiply(x, y, out=terms[:, 4])
+    np.multiply(y, y, out=terms[:, 5])
+    basis = terms[:, :n_terms]
+    v = values.reshape(-1)[sampled].astype(np.float64)
+    weights = np.ones(v.shape)  # 0 or 1: `inliers` as numbers
+    inliers = np.ones(v.shape, bool)
     ridge = 1e-6 * np.eye(n_terms)
     for i in range(n_iter):
-        weighted = basis * weights[:, None]
+        # (all weights 1 at first: a copy, the same numbers; a fresh array, so the product below
+        # stays a general one and is not taken as basis.T @ basis)
+        weighted = basis.copy() if i == 0 else basis * weights[:, None]
         coeffs = np.linalg.solve(weighted.T @ basis + ridge, weighted.T @ v)
         if i == n_iter - 1:
             break  # no further fit to weight
         resid = np.abs(v - basis @ coeffs)
-        scale = 1.4826 * median(resid[weights > 0]) + 0.5
-        kept = (resid < 2.5 * scale).astype(np.float64)
-        if kept.sum() < 12 or np.array_equal(kept, weights):
+        scale = 1.4826 * median(resid[inliers]) + 0.5
+        kept = resid < 2.5 * scale
+        if np.count_nonzero(kept) < 12 or np.array_equal(kept, inliers):
             break  # too few inliers to refit, or converged: the next fit would repeat this one
-        weights = kept
+        inliers, weights = kept, kept.astype(np.float64)
     c = np.zeros(6, np.float32)
     c[:n_terms] = coeffs
     return c
@@ -304,7 +326,7 @@ def _elongated(mask: np.ndarray, max_ratio: float = 3.0) -> bool:
     return length / max(xs.size / length, 1.0) > max_ratio
 
 
-def _cut_at_half_peak(own_small: np.ndarray, res_full: np.ndarray, sign: float, step: int, noise: float):
+def _cut_at_half_peak(own_small: np.ndarray, res_full: _FullResidual, sign: float, step: int, noise: float):
     """The blob at full resolution, in `sign` * `res_full` (the sign applied to its box only):
     (box, mask, peak grey, soft-edged?) or None."""
     ys, xs = np.nonzero(own_small)
