@@ -52,9 +52,12 @@ def measure(candidates: Sequence[Candidate], geometry: Geometry, profile: Profil
             size_um, length_um = width_px * geometry.um_per_px, length_px * geometry.um_per_px
         else:
             centroid = _on_mask_centroid(fx, fy)
-            pts = np.column_stack([fx, fy]).astype(np.float32)
+            pts = np.empty((xs.size, 2), np.float32)
+            pts[:, 0], pts[:, 1] = fx, fy
             _, radius = cv2.minEnclosingCircle(pts)
             size_um, length_um = (2.0 * radius + 1.0) * geometry.um_per_px, None
+        left, right = int(fx.min()), int(fx.max())
+        top, bottom = int(fy[0]), int(fy[-1])  # np.nonzero lists pixels row by row
         defects.append(
             Defect(
                 id=len(defects) + 1,
@@ -62,16 +65,11 @@ def measure(candidates: Sequence[Candidate], geometry: Geometry, profile: Profil
                 zone=strictest_zone(profile, cand.kind, size_um, zones),
                 zones=zones,
                 centroid_xy=(round(float(centroid[0]), 2), round(float(centroid[1]), 2)),
-                bbox_xywh=(
-                    int(fx.min()),
-                    int(fy.min()),
-                    int(fx.max() - fx.min() + 1),
-                    int(fy.max() - fy.min() + 1),
-                ),
+                bbox_xywh=(left, top, right - left + 1, bottom - top + 1),
                 area_px=int(xs.size),
                 size_um=round(float(size_um), 3),
                 length_um=None if length_um is None else round(float(length_um), 2),
-                confidence=round(float(np.clip(cand.score, 0.0, 1.0)), 3),
+                confidence=round(min(max(float(cand.score), 0.0), 1.0), 3),
                 source=cand.sources,
                 contrast_grey=round(float(cand.contrast_grey), 1),
                 polygon_xy=_outline(cand),
@@ -101,11 +99,13 @@ def _midpoint_along(polyline: np.ndarray) -> np.ndarray:
     return polyline[i] + frac * (polyline[i + 1] - polyline[i])
 
 
-def _on_mask_centroid(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
-    mean = np.array([fx.mean(), fy.mean()])
-    d2 = (fx - mean[0]) ** 2 + (fy - mean[1]) ** 2
-    i = int(np.argmin(d2))
-    return mean if d2[i] <= 0.5 else np.array([fx[i], fy[i]], float)
+def _on_mask_centroid(fx: np.ndarray, fy: np.ndarray) -> tuple[float, float]:
+    # integer sums are exact, so these are the means np.mean gives, without its call overhead
+    mx, my = int(fx.sum()) / fx.size, int(fy.sum()) / fy.size
+    dx, dy = fx - mx, fy - my
+    d2 = dx * dx + dy * dy
+    i = int(d2.argmin())
+    return (mx, my) if d2[i] <= 0.5 else (float(fx[i]), float(fy[i]))
 
 
 def _outline(cand: Candidate, max_points: int = 64) -> tuple[tuple[int, int], ...]:
@@ -118,4 +118,4 @@ def _outline(cand: Candidate, max_points: int = 64) -> tuple[tuple[int, int], ..
     while len(contour) > max_points:
         contour = cv2.approxPolyDP(contour, eps, True)
         eps *= 2
-    return tuple((int(x) + cand.x0, int(y) + cand.y0) for x, y in contour[:, 0, :])
+    return tuple(map(tuple, (contour[:, 0, :] + (cand.x0, cand.y0)).tolist()))

@@ -97,16 +97,18 @@ def _clipped_fraction_per_zone(frame: Frame, geometry: Geometry) -> dict[str, fl
     r_out = geometry.zones[-1].outer_radius_px
     x0, y0 = max(0, int(cx - r_out)), max(0, int(cy - r_out))
     x1, y1 = min(frame.width, int(cx + r_out) + 2), min(frame.height, int(cy + r_out) + 2)
-    roi = frame.pixels[y0:y1:2, x0:x1:2]  # every other pixel: a fraction does not need them all
-    clipped = ((roi >= 254) | (roi <= 1)).astype(np.uint8)
+    # every other pixel: a fraction does not need them all (copied: calcHist needs unit steps)
+    roi = np.ascontiguousarray(frame.pixels[y0:y1:2, x0:x1:2])
     labels = np.zeros(roi.shape, np.uint8)
     centre = (int(round((cx - x0) / 2 * 16)), int(round((cy - y0) / 2 * 16)))
-    for i in range(len(geometry.zones) - 1, -1, -1):
+    n = len(geometry.zones)
+    for i in range(n - 1, -1, -1):
         cv2.circle(labels, centre, int(round(geometry.zones[i].outer_radius_px / 2 * 16)), i + 1, -1, shift=4)
-    hist = cv2.calcHist(
-        [labels, clipped], [0, 1], None, [len(geometry.zones) + 1, 2], [0, len(geometry.zones) + 1, 0, 2]
-    )
-    counts, hits = hist.sum(axis=1), hist[:, 1]
+    # one joint histogram of zone label and grey level: cheaper than first marking the clipped
+    # pixels in a map of their own (the counts are exact in float32 up to 2^24 pixels)
+    hist = cv2.calcHist([labels, roi], [0, 1], None, [n + 1, 256], [0, n + 1, 0, 256])
+    counts = hist.sum(axis=1)
+    hits = hist[:, :2].sum(axis=1) + hist[:, 254:].sum(axis=1)  # black (<= 1) and saturated (>= 254)
     return {
         z.name: float(hits[i + 1] / counts[i + 1]) for i, z in enumerate(geometry.zones) if counts[i + 1] > 0
     }
