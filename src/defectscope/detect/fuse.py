@@ -24,6 +24,8 @@ Whatever merges keeps every detector's name in `sources`.
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -276,10 +278,12 @@ def _candidates(cmap: CandidateMap) -> list[Candidate]:
     if len(cmap) == 0:
         return []
     x0, y0 = cmap.origin_xy
-    # maps are sparse: SIMD scans find the rows holding candidates, then their pixels
-    mask = cv2.compare(cmap.labels, 0, cv2.CMP_GT)
-    rows = np.flatnonzero(cv2.reduce(mask, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S))
-    points = cv2.findNonZero(mask[rows]) if rows.size else None
+    # maps are sparse: SIMD scans find the rows holding candidates, then their pixels. A row's
+    # byte sum is nonzero where any label in it is (labels are >= 0); summing the map's bytes
+    # reads it once, where comparing it first also wrote a mask the size of the window.
+    byte_sums = cv2.reduce(cmap.labels.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    rows = np.flatnonzero(byte_sums)
+    points = cv2.findNonZero(cv2.compare(cmap.labels[rows], 0, cv2.CMP_GT)) if rows.size else None
     if points is None:
         return []
     points = points.reshape(-1, 2)  # (N, 1, 2) in OpenCV 4, (N, 2) in OpenCV 5
@@ -338,9 +342,17 @@ def _apart(a: Candidate, b: Candidate, gap_px: float) -> bool:
 
 def _dilated(c: Candidate, by_px: float) -> Candidate:
     r = max(1, int(round(by_px)))
-    padded = np.pad(c.mask.astype(np.uint8), r)
-    grown = cv2.dilate(padded, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    # copyMakeBorder pads in C (np.pad costs more than the dilation of a small mask); the 0/1
+    # result is read as bool without a comparison pass
+    padded = cv2.copyMakeBorder(c.mask.view(np.uint8), r, r, r, r, cv2.BORDER_CONSTANT, value=0)
+    grown = cv2.dilate(padded, _disc(r)).view(bool)
     return replace(c, x0=c.x0 - r, y0=c.y0 - r, mask=grown)
+
+
+@functools.cache
+def _disc(radius: int) -> np.ndarray:
+    """The (2r + 1)-square elliptical structuring element of a dilation by `radius` px."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def _line_band(s: Candidate, pad_px: float, *, extend_px: float = 0.0) -> Candidate:
@@ -411,13 +423,15 @@ def _as_scratch_if_thin(cand: Candidate, min_length_px: float, min_elongation: f
     has less area than its width times its length."""
     if cand.kind not in (DefectKind.DIG, DefectKind.PARTICLE):
         return cand
+    n = np.count_nonzero(cand.mask)
+    longest = math.hypot(*cand.mask.shape) + _MAX_LENGTH_SLACK_PX
+    if n < 8 or longest < min_length_px or _elongation(longest, n) < min_elongation:
+        return cand  # not even its bounding box's diagonal would make it a line: skip the fit
     ys, xs = np.nonzero(cand.mask)
-    if xs.size < 8:
-        return cand
     pts = np.column_stack([xs, ys]).astype(np.float32)
     (_, _), (w, h), _ = cv2.minAreaRect(pts)
     length = max(w, h) + 1.0
-    if length < min_length_px or length / max(xs.size / length, 1.0) < min_elongation:
+    if length < min_length_px or _elongation(length, xs.size) < min_elongation:
         return cand
     # centre line: the principal axis through the region, clipped to its extent
     mean = pts.mean(axis=0)
@@ -427,6 +441,17 @@ def _as_scratch_if_thin(cand: Candidate, min_length_px: float, min_elongation: f
     ends = np.stack([mean + proj.min() * axis, mean + proj.max() * axis]) + np.array([cand.x0, cand.y0])
     width = _mid_cross_section(proj)
     return replace(cand, kind=DefectKind.SCRATCH, width_px=width, polyline_xy=ends.astype(np.float32))
+
+
+# The longer side of a region's minimal rectangle, plus the pixel added above, is at most the
+# diagonal of its bounding box (which spans its pixels' extents plus one); a pixel more covers the
+# rectangle's rounding.
+_MAX_LENGTH_SLACK_PX = 1.0
+
+
+def _elongation(length: float, area: int) -> float:
+    """Length over width (area / length, at least 1): never less for a longer band of `area` px."""
+    return length / max(area / length, 1.0)
 
 
 def _mid_cross_section(proj: np.ndarray) -> float:
