@@ -12,7 +12,6 @@ from defectscope.detect.base import (
     _band_radii,
     _hist_quantile,
     _median_by_bin,
-    _smooth_radial,
     _zone_histograms,
     components,
     concentric_ring,
@@ -274,32 +273,3 @@ def test_concentric_ring_matches_the_angle_formulation():
         assert concentric_ring(mask, origin, local_centre) == expected
         seen.add(expected)
     assert seen == {True, False}
-
-
-def _smooth_radial_reference(profile, radii, r_min, r_max):
-    """The robust fit by np.polyfit."""
-    use = (radii >= r_min) & (radii < r_max)
-    if not use.any():
-        use = radii < max(r_max, 1.0)
-    x, v = (radii[use] ** 2).astype(np.float64), profile[use].astype(np.float64)
-    keep = np.ones(v.shape, bool)
-    coeffs = np.array([0.0, 0.0, float(np.median(v))])
-    for _ in range(3):
-        if keep.sum() < 6:
-            break
-        coeffs = np.polyfit(x[keep], v[keep], 2)
-        resid = v - np.polyval(coeffs, x)
-        keep = np.abs(resid) < 2.5 * (1.4826 * np.median(np.abs(resid[keep])) + 0.5)
-    return coeffs
-
-
-def test_core_fit_is_np_polyfit_bit_for_bit():
-    rng = np.random.default_rng(3)
-    for n_r in (4, 9, 30, 70):
-        radii = np.arange(n_r, dtype=np.float32)
-        for _ in range(50):
-            profile = 120 + 0.01 * radii**2 + rng.normal(0, 2, n_r)
-            profile[rng.integers(0, n_r, 3)] -= 40  # a dig's radii, dropped by the robust passes
-            for r_min, r_max in ((0.0, 0.8 * n_r), (3.0, 0.5 * n_r), (n_r, n_r + 1)):
-                got = _smooth_radial(profile, radii, r_min, r_max)
-                assert np.array_equal(got, _smooth_radial_reference(profile, radii, r_min, r_max))

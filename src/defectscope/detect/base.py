@@ -319,17 +319,10 @@ def _smooth_radial(profile: np.ndarray, radii: np.ndarray, r_min: float, r_max: 
     x, v = (radii[use] ** 2).astype(np.float64), profile[use].astype(np.float64)
     keep = np.ones(v.shape, bool)
     coeffs = np.array([0.0, 0.0, float(median(v))])
-    powers = np.vander(x, 3)  # (x^2, x, 1) per radius; a fit's rows are a subset of these
     for _ in range(3):
-        n = np.count_nonzero(keep)
-        if n < 6:
+        if np.count_nonzero(keep) < 6:
             break
-        # np.polyfit(x[keep], v[keep], 2), step by step (the same arithmetic, the same
-        # coefficients) without its checks and its Vandermonde matrix per call (~5 of its ~22 us)
-        lhs = powers[keep]
-        scale = np.sqrt((lhs * lhs).sum(axis=0))
-        lhs /= scale
-        coeffs = np.linalg.lstsq(lhs, v[keep], n * np.finfo(np.float64).eps)[0] / scale
+        coeffs = np.polyfit(x[keep], v[keep], 2)
         resid = v - np.polyval(coeffs, x)
         keep = np.abs(resid) < 2.5 * (1.4826 * median(np.abs(resid[keep])) + 0.5)  # drop a dig's radii
     return coeffs
