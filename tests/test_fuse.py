@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from defectscope.detect.fuse import fuse
+from defectscope.detect.fuse import _candidates, fuse
 from defectscope.records import CandidateMap, DefectKind
 
 SIZE_PX = 200
@@ -168,3 +168,15 @@ def test_a_bright_particle_beside_a_dark_dig_of_similar_contrast_stays():
     dig = _with_contrast(_map("region.rank", [_disc(100, 100, 6, DefectKind.DIG)]), -40.0)
     particle = _with_contrast(_map("region.rank", [_disc(111, 100, 4)]), 35.0)
     assert len(_fuse(dig, particle)) == 2
+
+
+def test_a_map_handed_over_as_a_slice_of_a_larger_array_is_read_whole():
+    """A detector (a learned one, say) may return a view into a bigger label array, even a
+    transposed one."""
+    backing = np.zeros((60, 40), np.int32)
+    backing[20:30, 10:14] = 1
+    labels = backing.T[:, 10:50]  # rows 10-13, columns 10-19 of the map
+    one = np.ones(1, np.float32)
+    cmap = CandidateMap("test", (5, 7), labels, (DefectKind.DIG,), one, one)
+    (cand,) = _candidates(cmap)
+    assert (cand.x0, cand.y0, cand.area) == (15, 17, 40)

@@ -281,7 +281,8 @@ def _candidates(cmap: CandidateMap) -> list[Candidate]:
     # maps are sparse: SIMD scans find the rows holding candidates, then their pixels. A row's
     # byte sum is nonzero where any label in it is (labels are >= 0); summing the map's bytes
     # reads it once, where comparing it first also wrote a mask the size of the window.
-    byte_sums = cv2.reduce(cmap.labels.view(np.uint8), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
+    labels_bytes = np.ascontiguousarray(cmap.labels).view(np.uint8)  # a detector may hand over a slice
+    byte_sums = cv2.reduce(labels_bytes, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)
     rows = np.flatnonzero(byte_sums)
     points = cv2.findNonZero(cv2.compare(cmap.labels[rows], 0, cv2.CMP_GT)) if rows.size else None
     if points is None:
