@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 
+from ..geometry import polar_samples
 from ..numeric import median, median_rows_uint8
 from ..profile import DetectionParams
 from ..records import CandidateMap, Frame, Geometry
@@ -279,14 +279,7 @@ def flatten_core(
         return roi, 0.0
     n_r = int(np.ceil(r_out)) + 2
     radii = np.arange(n_r, dtype=np.float32)
-    ray_x, ray_y = _ray_offsets(n_r)
-    rings = cv2.remap(
-        roi,
-        (cx + ray_x).astype(np.float32),
-        (cy + ray_y).astype(np.float32),
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    rings, _ = polar_samples(roi, (cx, cy), n_r - 1, 0.0, 360, radii_first=True)  # (radius, degree)
     profile = median_rows_uint8(rings)
     r_dig = min(r_in, CENTRE_DIG_UM / geometry.um_per_px)
     inner = _smooth_radial(profile, radii, r_dig, 0.8 * core_r)
@@ -326,18 +319,6 @@ def _smooth_radial(profile: np.ndarray, radii: np.ndarray, r_min: float, r_max: 
         resid = v - np.polyval(coeffs, x)
         keep = np.abs(resid) < 2.5 * (1.4826 * median(np.abs(resid[keep])) + 0.5)  # drop a dig's radii
     return coeffs
-
-
-@lru_cache(maxsize=8)
-def _ray_offsets(n_r: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) offsets, float32 (n_r, 360), of radii 0 .. n_r - 1 px along each whole degree: the
-    same for every frame with this core size. Read-only."""
-    theta = np.arange(360, dtype=np.float32) * np.float32(np.pi / 180)
-    radii = np.arange(n_r, dtype=np.float32)[:, None]
-    offsets = radii * np.cos(theta)[None, :], radii * np.sin(theta)[None, :]
-    for a in offsets:
-        a.flags.writeable = False
-    return offsets
 
 
 def domain_rank_residuals(
