@@ -20,7 +20,7 @@ from defectscope.detect.base import (
     zone_noise,
 )
 from defectscope.detect.chip import _components, _harmonic_background, _unwrap_band
-from defectscope.detect.region import _cut_grey, _enclosed, _ids_under, _pixels_xy, _plateau
+from defectscope.detect.region import _enclosed, _ids_under, _pixels_xy
 from defectscope.detect.scratch import _box_peaks, _running_median
 from defectscope.geometry import polar_unwrap
 from defectscope.numeric import median, median_axis0, percentile
@@ -218,19 +218,6 @@ def test_ids_under_are_the_labels_under_the_mask():
         under = (rng.random((9, 11)) < rng.choice([0.0, 0.02, 0.3])).astype(np.uint8)
         expected = np.unique(comp[under > 0])
         assert np.array_equal(_ids_under(comp, under), expected[expected > 0])
-
-
-def test_cut_grey_keeps_the_greys_at_or_above_half_the_plateau():
-    rng = np.random.default_rng(14)
-    greys = np.arange(256)
-    for _ in range(3000):
-        n = int(rng.integers(1, 400))
-        values = rng.integers(int(rng.integers(0, 200)), 256, n).astype(np.uint8)
-        if rng.random() < 0.5:
-            values = np.minimum(values, rng.integers(1, 80)).astype(np.uint8)  # ties at the top
-        peak = float(values.max())
-        expected = greys >= 0.5 * _plateau(values, peak)
-        assert np.array_equal(greys >= _cut_grey(values, peak), expected)
 
 
 def test_region_pixels_are_np_nonzero_as_float32_points():

@@ -15,13 +15,12 @@ seeds: nothing depends on percentiles of the image.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from ..numeric import median
+from ..numeric import median, percentile
 from ..profile import DetectionParams
 from ..records import CandidateMap, DefectKind, Frame, Geometry
 from .base import (
@@ -296,7 +295,7 @@ def _regions(residual: np.ndarray, seeds: np.ndarray, labels: np.ndarray, low: n
         values = res[own]
         peak = float(values.max())
         # `own` lies above its growth threshold already: the cut is at half the plateau only
-        core = own & (res >= _cut_grey(values, peak))
+        core = own & (res >= 0.5 * _plateau(values, peak))
         if np.count_nonzero(core) < min_area_px:
             continue
         # confidence: how far the peak stands above the threshold, saturating at 2x
@@ -347,30 +346,10 @@ def _plateau(values: np.ndarray, peak: float) -> float:
     """The level a region's size is cut at half of: its peak for small regions; for larger ones
     the 90th percentile, since a particle denser or grainier in the middle than at its rim would
     otherwise be cut inside its outline (undersized, the unsafe way)."""
-    return peak if values.size < _PLATEAU_MIN_PX else float(np.percentile(values, 90))
+    return peak if values.size < _PLATEAU_MIN_PX else float(percentile(values, 90))
 
 
 _PLATEAU_MIN_PX = 50
-
-
-def _cut_grey(values: np.ndarray, peak: float) -> int:
-    """The lowest grey (uint8 `values`: whole greys) at or above half the `_plateau`: a region
-    keeps the pixels whose residual is at least this.
-
-    For a large region, the two order statistics the 90th percentile lies between settle it
-    most of the time (ties are common among uint8 greys): np.percentile (~30 us of overhead) is
-    asked only when they round apart. Their ranks are widened by one where np.percentile's index
-    is a whole number, so rounding in its index formula (which NumPy has changed) cannot move the
-    percentile outside them."""
-    if values.size < _PLATEAU_MIN_PX:
-        return math.ceil(0.5 * peak)
-    virtual = (values.size - 1) * 0.9
-    below = math.floor(virtual - 1e-6)
-    above = min(values.size - 1, math.floor(virtual + 1e-6) + 1)
-    low, high = np.partition(values, (below, above))[[below, above]]
-    if math.ceil(0.5 * low) == math.ceil(0.5 * high):
-        return math.ceil(0.5 * low)
-    return math.ceil(0.5 * _plateau(values, peak))
 
 
 def _pixels_xy(mask: np.ndarray) -> np.ndarray:
